@@ -1,0 +1,213 @@
+"""The ``lmops`` command line.
+
+It lives in ``pipelines`` because it sits on top of everything: it runs the
+flows, which use ``model_registry`` and ``lmops``. Errors the user can fix are
+printed as one line with what to do next; exit codes are non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lmops.errors import LmopsError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="lmops: corpus → validated data → Ray-trained LM → gated MLflow registry.",
+)
+config_app = typer.Typer(help="Inspect run configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    str, typer.Option("--config", "-c", help="A named config (tiny, cpu, h200) or a .toml path.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a field: --set train.max_steps=50 (repeatable)."),
+]
+
+
+def _quiet_console_logs() -> None:
+    """Keep third-party console logging out of the user's way; errors are ours to print."""
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "CRITICAL")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def _setup():
+    from lmops.home import prepare_environment
+    from lmops.progress import RichReporter, install
+
+    h = prepare_environment()
+    _quiet_console_logs()
+    install(RichReporter(console))
+    return h
+
+
+def _check_sources(sources: list[str]) -> None:
+    from lmops.data.readers import expand_sources
+
+    expand_sources(sources)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = "cpu",
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            "-s",
+            help="Corpus file, folder or fsspec URL (repeatable). "
+            "Default: the built-in sample corpus.",
+        ),
+    ] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Run the end-to-end pipeline: ingest → validate → tokenizer → train → evaluate → @staging."""
+    from pipelines.run_config import load_run_config
+
+    cfg = load_run_config(config, set_ or [])
+    sources = list(source or cfg.data.sources)
+    if sources:
+        _check_sources(sources)
+    h = _setup()
+    console.print(f"[bold]lmops run[/] config=[cyan]{cfg.name}[/] home={h.root}")
+    from pipelines.end_to_end import pipeline_flow
+
+    result = pipeline_flow(cfg, sources or None)
+    _print_summary(result)
+
+
+def _print_summary(r) -> None:
+    ds, tr, ev, pr = r.dataset, r.trained, r.evaluation, r.promotion
+    t = Table(title="lmops pipeline", show_lines=False)
+    for col in ("stage", "result", "seconds"):
+        t.add_column(col)
+    s = r.stage_seconds
+    t.add_row(
+        "ingest + validate",
+        f"{ds.version_id}: input {ds.input} = accepted {ds.accepted} "
+        f"+ quarantined {ds.quarantined}; {ds.validation}",
+        f"{s['ingest + validate']:.1f}",
+    )
+    t.add_row(
+        "tokenize + train",
+        f"{tr.tokenizer_id}, {tr.train_tokens:,} train tokens, "
+        f"{tr.num_workers} Ray worker(s){' on GPU' if tr.used_gpu else ''}, "
+        f"final train loss {tr.final_metrics.get('train/loss', float('nan')):.3f}",
+        f"{s['tokenize + train']:.1f}",
+    )
+    t.add_row(
+        "evaluate",
+        f"held-out perplexity {ev.metrics['eval/perplexity']:.2f} "
+        f"over {ev.metrics['eval/tokens_scored']:.0f} tokens",
+        f"{s['evaluate']:.1f}",
+    )
+    verdict = "promoted to" if pr.promoted else "[red]NOT promoted[/] to"
+    t.add_row(
+        "register + gate",
+        f"{pr.model_name} v{pr.version} {verdict} @{pr.alias}",
+        f"{s['register + gate']:.1f}",
+    )
+    console.print(t)
+    if ds.reasons:
+        console.print(
+            "quarantine reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(ds.reasons.items()))
+        )
+    for sample in ev.samples[:3]:
+        console.print(f"  [dim]{sample['prompt']!r}[/] → {sample['completion']!r}")
+    console.print("\nGate: " + "; ".join(pr.reasons))
+    console.print(
+        f"\nLoad it:  mlflow.transformers.load_model('models:/{pr.model_name}@{pr.alias}')"
+    )
+    console.print(
+        "Look at it:  [bold]lmops ui[/]  then open http://127.0.0.1:5000 "
+        f"(experiment '{r.experiment}', model '{pr.model_name}')"
+    )
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port for the MLflow UI.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Start the MLflow UI on this home's tracking store (Ctrl-C to stop)."""
+    from lmops.home import prepare_environment
+
+    h = prepare_environment()
+    if not h.embedded_mlflow:
+        console.print(f"MLFLOW_TRACKING_URI is set: open {h.tracking_uri} in a browser instead.")
+        return
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        h.tracking_uri,
+        "--default-artifact-root",
+        h.artifacts.as_uri(),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    console.print(f"MLflow UI on http://{host}:{port}  (store {h.tracking_uri})")
+    os.execv(sys.executable, cmd)
+
+
+@config_app.command("show")
+def config_show(
+    name: Annotated[str, typer.Argument(help="Config name or path.")] = "cpu", set_: SetOpt = None
+) -> None:
+    """Print a resolved config as TOML-like JSON, with every field."""
+    from pipelines.run_config import load_run_config
+
+    console.print_json(load_run_config(name, set_ or []).model_dump_json())
+
+
+@config_app.command("list")
+def config_list() -> None:
+    """List the named run configs."""
+    from pipelines.run_config import named_configs
+
+    for n in named_configs():
+        console.print(n)
+
+
+def main() -> None:
+    try:
+        app()
+    except LmopsError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted; published data is unchanged (staging folders are swept next run)")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Prefect flow: tokenizer → token shards → Ray Train TorchTrainer, tracked in one MLflow run.
+
+lmops run --config tiny     (this flow is one stage of the end-to-end pipeline)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from prefect import flow, task
+from pydantic import BaseModel
+
+from lmops.config import RunConfig
+from lmops.data.ingest import iter_texts
+from lmops.data.tokenize import build_token_shards
+from lmops.home import home
+from lmops.models.presets import build_hf_config
+from lmops.progress import reporter
+from lmops.tokenizer import load_tokenizer, train_or_reuse
+from lmops.tracking import configure_mlflow
+from lmops.training.launch import train as ray_train
+from pipelines.ingest import DatasetVersion
+from pipelines.retry import transient_io_only
+
+
+class TrainedModel(BaseModel):
+    run_id: str
+    model_dir: str
+    tokenizer_id: str
+    token_dir: str
+    vocab_size: int
+    train_tokens: int
+    val_tokens: int
+    final_metrics: dict[str, float]
+    num_workers: int
+    used_gpu: bool
+
+
+def _flatten(prefix: str, tree: dict) -> dict[str, str]:
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict):
+            out.update(_flatten(key, v))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, list) else str(v)
+    return out
+
+
+@task(
+    name="start-mlflow-run", retries=3, retry_delay_seconds=2, retry_condition_fn=transient_io_only
+)
+def start_run(config: RunConfig, ds: DatasetVersion) -> str:
+    """Create the run that holds params, the loss curve, evaluation and the model."""
+    exp_id = configure_mlflow(home(), config.registry.experiment)
+    client = MlflowClient()
+    run = client.create_run(
+        exp_id,
+        run_name=f"{config.name}-{ds.version_id}",
+        tags={
+            "lmops.config": config.name,
+            "lmops.config_digest": config.digest(),
+            "lmops.dataset_version": ds.version_id,
+        },
+    )
+    params = _flatten("", config.model_dump(mode="json", exclude={"eval"}))
+    params["dataset.version"] = ds.version_id
+    from mlflow.entities import Param
+
+    client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+    return run.info.run_id
+
+
+@task(
+    name="log-dataset-input", retries=3, retry_delay_seconds=2, retry_condition_fn=transient_io_only
+)
+def log_dataset_input(run_id: str, ds: DatasetVersion) -> None:
+    """Link the run to the dataset version (digest = version id) with ``log_input``."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.http_dataset_source import HTTPDatasetSource  # noqa: F401  (registers)
+    from mlflow.data.meta_dataset import MetaDataset
+
+    source = resolve_dataset_source(Path(ds.path).as_uri())
+    dataset = MetaDataset(source=source, name=ds.version_id, digest=ds.version_id[3:])
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_input(
+            dataset,
+            context="training",
+            tags={"accepted": str(ds.accepted), "quarantined": str(ds.quarantined)},
+        )
+        mlflow.log_dict(
+            json.loads((Path(ds.path) / "manifest.json").read_text()), "data/manifest.json"
+        )
+
+
+@task(name="train-tokenizer")
+def tokenizer_stage(config: RunConfig, ds: DatasetVersion) -> tuple[str, str, bool]:
+    """Train (or reuse) the byte-level BPE for this dataset version."""
+    with reporter().task("tokenizer: training BPE"):
+        folder, tok_id, reused = train_or_reuse(
+            lambda: (t for _, t in iter_texts(Path(ds.path))),
+            config.tokenizer,
+            ds.version_id,
+            home().tokenizers,
+        )
+    return str(folder), tok_id, reused
+
+
+@task(name="tokenize-and-pack")
+def tokenize_stage(config: RunConfig, ds: DatasetVersion, tok_dir: str, tok_id: str):
+    with reporter().task("tokenize: packing token shards"):
+        shards = build_token_shards(
+            Path(ds.path), Path(tok_dir), tok_id, config.data.val_fraction, home().token_shards
+        )
+    return str(shards.folder), shards.train_tokens, shards.val_tokens
+
+
+def _watch_steps(run_id: str, total: int, stop: threading.Event) -> None:
+    """Drive the progress bar from the steps rank 0 logs to MLflow."""
+    client = MlflowClient()
+    with reporter().task("train: steps (Ray Train)", total=total) as advance:
+        while not stop.wait(1.0):
+            try:
+                hist = client.get_metric_history(run_id, "train/loss")
+            except Exception:
+                continue
+            if hist:
+                advance(max(m.step for m in hist))
+
+
+@task(name="ray-train")
+def train_stage(config: RunConfig, run_id: str, tok_dir: str, token_dir: str) -> dict:
+    """Build the transformers config and fit it with Ray Train."""
+    h = home()
+    tok = load_tokenizer(Path(tok_dir))
+    hf_config = build_hf_config(
+        config.model, len(tok), tok.eos_token_id, tok.eos_token_id, tok.pad_token_id
+    )
+    cfg_dir = h.root / "runs" / run_id / "hf_config"
+    hf_config.save_pretrained(str(cfg_dir))
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_steps, args=(run_id, config.train.max_steps, stop), daemon=True
+    )
+    watcher.start()
+    try:
+        out = ray_train(
+            config.model,
+            config.train,
+            cfg_dir,
+            Path(token_dir),
+            h.ray_results,
+            f"train-{run_id}",
+            run_id,
+            h.tracking_uri,
+            h.root / "runs" / run_id / "model",
+        )
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+    tok.save_pretrained(str(out.model_dir))  # the model folder is self-contained
+    return {
+        "model_dir": str(out.model_dir),
+        "metrics": out.metrics,
+        "num_workers": out.num_workers,
+        "used_gpu": out.used_gpu,
+    }
+
+
+@flow(name="lmops-train")
+def train_flow(config: RunConfig, dataset: DatasetVersion) -> TrainedModel:
+    """Start the MLflow run, train tokenizer, tokenize, train the LM on Ray."""
+    run_id = start_run(config, dataset)
+    log_dataset_input(run_id, dataset)
+    tok_dir, tok_id, _ = tokenizer_stage(config, dataset)
+    token_dir, n_train, n_val = tokenize_stage(config, dataset, tok_dir, tok_id)
+    t0 = time.perf_counter()
+    out = train_stage(config, run_id, tok_dir, token_dir)
+    client = MlflowClient()
+    client.set_tag(run_id, "lmops.tokenizer", tok_id)
+    client.log_metric(run_id, "train/seconds", time.perf_counter() - t0)
+    client.log_metric(run_id, "data/train_tokens", n_train)
+    client.log_metric(run_id, "data/val_tokens", n_val)
+    vocab = len(load_tokenizer(Path(tok_dir)))
+    metrics = {k: float(v) for k, v in out["metrics"].items() if isinstance(v, (int, float))}
+    return TrainedModel(
+        run_id=run_id,
+        model_dir=out["model_dir"],
+        tokenizer_id=tok_id,
+        token_dir=token_dir,
+        vocab_size=vocab,
+        train_tokens=n_train,
+        val_tokens=n_val,
+        final_metrics=metrics,
+        num_workers=out["num_workers"],
+        used_gpu=out["used_gpu"],
+    )

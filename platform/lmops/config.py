@@ -1,0 +1,188 @@
+"""The typed config tree for one lmops run.
+
+One frozen pydantic model per component; each component receives only its own
+part. Named run configs (``tiny``, ``cpu``, ``h200``) are TOML files in
+``pipelines/configs``; CLI ``--set section.field=value`` overrides any field.
+Unknown fields are errors (``extra="forbid"``), so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lmops.errors import ConfigError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    """What to ingest and how the standard treats it."""
+
+    sources: list[str] = Field(
+        default_factory=list,
+        description="Files, folders or fsspec URLs. Empty means the built-in sample corpus.",
+    )
+    text_mode: Literal["file", "paragraph"] = Field(
+        "paragraph",
+        description="Plain-text files: one document per file or per blank-line paragraph.",
+    )
+    min_chars: int = Field(20, ge=1, description="Shorter documents are quarantined as too_short.")
+    max_chars: int = Field(
+        1_000_000, ge=1, description="Longer documents are quarantined as too_long."
+    )
+    val_fraction: float = Field(
+        0.05, gt=0, lt=0.5, description="Share of documents (by content hash) held out."
+    )
+
+
+class TokenizerConfig(_Frozen):
+    """Byte-level BPE trained with `tokenizers` on the accepted documents."""
+
+    vocab_size: int = Field(8192, ge=300, description="Including special tokens.")
+    min_frequency: int = Field(2, ge=1)
+    max_training_chars: int = Field(
+        50_000_000, ge=1000, description="Cap on text fed to BPE training (a prefix sample)."
+    )
+
+
+class ModelConfig(_Frozen):
+    """A transformers causal-LM architecture. ``preset`` fills fields not set explicitly."""
+
+    preset: str = Field("debug", description="Name in lmops.models.presets.PRESETS.")
+    arch: Literal["llama", "gpt2"] = "llama"
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(256, ge=8)
+    seq_len: int = Field(128, ge=8, description="Packed training sequence length.")
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class TrainConfig(_Frozen):
+    """Ray Train settings and the optimisation schedule."""
+
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP ranks).")
+    use_gpu: Literal["auto", "yes", "no"] = "auto"
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    max_steps: int = Field(200, ge=1)
+    batch_size: int = Field(16, ge=1, description="Sequences per worker per step.")
+    lr: float = Field(1e-3, gt=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Cosine decays to lr * ratio.")
+    warmup_steps: int = Field(20, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    log_every: int = Field(10, ge=1, description="Steps between metric reports.")
+    checkpoint_every: int = Field(100, ge=1, description="Steps between checkpoints.")
+    val_batches: int = Field(8, ge=1, description="Validation batches per report.")
+    max_failures: int = Field(2, ge=0, description="Worker-group restarts from checkpoint.")
+    threads_per_worker: int = Field(0, ge=0, description="torch threads; 0 = cores / workers.")
+    seed: int = 1234
+
+
+class EvalConfig(_Frozen):
+    """The standard evaluation every model gets."""
+
+    prompts: list[str] = Field(
+        default_factory=lambda: [
+            "The function returns",
+            "import os",
+            "A language model is",
+            "数据标准",
+            "今天天气",
+        ]
+    )
+    max_new_tokens: int = Field(32, ge=1)
+    stride: int = Field(64, ge=1, description="Sliding-window stride for perplexity.")
+    max_eval_tokens: int = Field(20_000, ge=100, description="Held-out tokens scored.")
+
+
+class RegistryConfig(_Frozen):
+    """Where the model goes and which gate policy guards ``@staging``."""
+
+    model_name: str = Field("lmops-lm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    experiment: str = "lmops"
+    policy: str = Field(
+        "default", description="A policy name in model_registry/policies or a path."
+    )
+
+
+class RunConfig(_Frozen):
+    """The whole tree for one ``lmops run``."""
+
+    name: str = "custom"
+    data: DataConfig = DataConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    registry: RegistryConfig = RegistryConfig()
+
+    def digest(self) -> str:
+        """Stable short hash of the config: a lineage tag and a cache key."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, raw: str) -> None:
+    """Apply ``a.b=value``; the value is parsed as TOML when it can be, else kept as text."""
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set '{dotted}': '{part}' is not a section")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    node[parts[-1]] = value
+
+
+def _format_validation(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return (
+            f"{origin}: unknown field '{field}'. "
+            "See `lmops config show tiny` for the fields that exist."
+        )
+    return f"{origin}: field '{field}': {first['msg']} (got {first.get('input')!r})"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML run config, turning every failure into a one-line ConfigError."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config {path} is not valid TOML: {e}") from None
+
+
+def build_config(
+    tree: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), origin: str = "config"
+) -> RunConfig:
+    """Validate a config tree after applying ``section.field=value`` overrides."""
+    from lmops.models.presets import apply_preset
+
+    tree = json.loads(json.dumps(tree))  # deep copy; overrides must not leak
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like section.field=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), raw.strip())
+    try:
+        tree["model"] = apply_preset(tree.get("model", {}))
+        return RunConfig.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e, origin)) from None

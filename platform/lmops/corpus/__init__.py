@@ -1,0 +1,1 @@
+"""The built-in sample corpus: made on the machine, never downloaded."""

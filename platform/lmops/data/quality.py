@@ -1,0 +1,497 @@
+"""Per-document quality signals and the rule-based keep/drop decision.
+
+The split follows datatrove/Dolma: :func:`quality_signals` is a pure function that
+measures a document, :func:`quality_decision` compares the measurements with a
+:class:`QualityThresholds` and names the first rule that failed. Keeping the two apart
+lets the pipeline store the signals next to the data (so thresholds can be re-tuned
+without re-reading the corpus) and report *why* a document was dropped.
+
+Rule families, checked in this order (the first failing rule wins):
+
+* ``empty``               - no visible characters at all (always on).
+* ``chinesewebtext``      - ChineseWebText basics: length, mean line length, CJK share.
+* ``gopher_quality``      - Gopher (Rae et al., 2021) document statistics.
+* ``gopher_repetition``   - Gopher line/paragraph/n-gram repetition.
+* ``c4``                  - C4 document-level rules (only "lorem ipsum").
+* ``fineweb``             - FineWeb's extra rules (terminal punctuation, short lines,
+  duplicated-line characters, newlines per word).
+
+Language handling (``lang`` is an ISO 639-1 code; region suffixes are ignored):
+
+* ``en``: every rule, thresholds :data:`EN_DEFAULTS` (datatrove's FineWeb defaults).
+* ``zh``/``cmn``: :data:`ZH_DEFAULTS` (FineWeb-2 ``cmn_Hani`` + ChineseWebText); words
+  come from jieba because Chinese has no spaces, n-grams are n-grams of jieba words.
+* languages written without spaces (``ja``, ``th``, ``lo``, ``km``, ``my``, ``bo``):
+  whitespace "words" are whole clauses there, so every word-based rule (word count,
+  mean word length, '#'/ellipsis per word, letter share, stop words, n-gram repetition,
+  newlines per word) and the short-line rule are switched off; the line- and
+  paragraph-based rules keep the English figures (:data:`UNSEGMENTED_DEFAULTS`).
+* any other code: the English figures without the stop-word rule, since an English
+  stop-word list says nothing about, say, French (:data:`OTHER_DEFAULTS`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import string
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate
+
+import numpy as np
+
+__all__ = [
+    "EN_DEFAULTS",
+    "OTHER_DEFAULTS",
+    "UNSEGMENTED_DEFAULTS",
+    "ZH_DEFAULTS",
+    "QualityThresholds",
+    "quality_decision",
+    "quality_signals",
+    "thresholds_for",
+]
+
+# --------------------------------------------------------------------------- constants
+
+EN_STOPWORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+# FineWeb-2 cmn_Hani stop words (mixes simplified and traditional forms on purpose).
+ZH_STOPWORDS = frozenset(
+    {"的", "年", "在", "月", "是", "和", "日", "了", "於", "·", "為"}
+    | {"有", "被", "人", "中", "为", "他", "與", "後", "也", "而", "由"}
+)
+
+TOP_NGRAM_SIZES = (2, 3, 4)
+DUP_NGRAM_SIZES = (5, 6, 7, 8, 9, 10)
+SHORT_LINE_CHARS = 30  # FineWeb: a line of at most 30 characters is "short"
+
+_ZH_LANGS = frozenset({"zh", "cmn"})
+_UNSEGMENTED_LANGS = frozenset({"ja", "th", "lo", "km", "my", "bo"})
+
+# Characters stripped from both ends of a word before its length is measured and before
+# it is compared with the stop words; a word that is nothing but these is a "symbol".
+_STRIP_CHARS = string.punctuation + "“”‘’«»…—–‐‑·•、，。！？；：（）【】《》「」『』〈〉〔〕￥・"
+_BULLETS = ("•", "-", "*", "‣", "◦", "●", "▪", "·", "–")
+_ELLIPSES = ("...", "…")
+# A line "ends in terminal punctuation" if, after dropping closing quotes/brackets,
+# it ends in one of these (ASCII and CJK sentence enders, so `他说：“好。”` counts).
+_CLOSERS = "\"'”’」』）)]】》"
+_TERMINALS = (".", "!", "?", "…", "。", "！", "？")
+
+_PARA_SPLIT_RE = re.compile(r"\n[^\S\n]*\n\s*")
+# A whitespace-delimited token made only of digits, underscores and non-word symbols,
+# i.e. one without a single letter (Python's \w minus digits/underscore is letters).
+_NO_LETTER_TOKEN_RE = re.compile(r"(?<!\S)(?:[^\w\s]|[\d_])+(?!\S)")
+_HAN_RE = re.compile(
+    "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef\U00030000-\U0003134f]"
+)
+_LOREM_RE = re.compile(r"lorem ipsum", re.IGNORECASE)
+
+# --------------------------------------------------------------------------- thresholds
+
+NgramLimits = tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualityThresholds:
+    """Every threshold used by :func:`quality_decision`; ``None`` switches a rule off.
+
+    The bare constructor switches every rule off; use :data:`EN_DEFAULTS`,
+    :data:`ZH_DEFAULTS` or :func:`thresholds_for` and ``dataclasses.replace`` to tune.
+    """
+
+    # ChineseWebText: the document must have MORE than ``min_chars`` visible characters.
+    min_chars: int | None = None
+    min_mean_line_length: float | None = None
+    min_cjk_ratio: float | None = None
+    # Gopher quality.
+    min_words: int | None = None
+    max_words: int | None = None
+    min_mean_word_length: float | None = None
+    max_mean_word_length: float | None = None
+    max_hash_ratio: float | None = None
+    max_ellipsis_ratio: float | None = None
+    max_bullet_lines_ratio: float | None = None
+    max_ellipsis_lines_ratio: float | None = None
+    min_alpha_words_ratio: float | None = None
+    min_stopwords: int | None = None
+    # Gopher repetition.
+    max_dup_para_ratio: float | None = None
+    max_dup_para_char_ratio: float | None = None
+    max_dup_line_ratio: float | None = None
+    max_dup_line_char_ratio: float | None = None
+    max_top_ngram_ratio: NgramLimits = ()
+    max_dup_ngram_ratio: NgramLimits = ()
+    # C4 (document level only: code with '{' is allowed, terminal punctuation is
+    # FineWeb's job, line removal belongs to a cleaning step, not to a filter).
+    c4_lorem_ipsum: bool = False
+    # FineWeb. The terminal-punctuation and short-line rules only apply to documents
+    # with more than one non-empty line: a single paragraph trivially passes them.
+    min_terminal_punct_lines_ratio: float | None = None
+    max_short_lines_ratio: float | None = None
+    fineweb_max_dup_line_char_ratio: float | None = None
+    max_newline_per_word: float | None = None
+
+    def __post_init__(self) -> None:
+        for n, _ in self.max_top_ngram_ratio:
+            if n not in TOP_NGRAM_SIZES:
+                raise ValueError(f"top n-gram size {n} not in {TOP_NGRAM_SIZES}")
+        for n, _ in self.max_dup_ngram_ratio:
+            if n not in DUP_NGRAM_SIZES:
+                raise ValueError(f"duplicate n-gram size {n} not in {DUP_NGRAM_SIZES}")
+
+
+# English: Gopher + C4 + FineWeb, i.e. datatrove's defaults as used for FineWeb.
+EN_DEFAULTS = QualityThresholds(
+    min_words=50,
+    max_words=100_000,
+    min_mean_word_length=3,
+    max_mean_word_length=10,
+    max_hash_ratio=0.1,
+    max_ellipsis_ratio=0.1,
+    max_bullet_lines_ratio=0.9,
+    max_ellipsis_lines_ratio=0.3,
+    min_alpha_words_ratio=0.8,
+    min_stopwords=2,
+    max_dup_para_ratio=0.30,
+    max_dup_para_char_ratio=0.20,
+    max_dup_line_ratio=0.30,
+    max_dup_line_char_ratio=0.20,
+    max_top_ngram_ratio=((2, 0.20), (3, 0.18), (4, 0.16)),
+    max_dup_ngram_ratio=((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)),
+    c4_lorem_ipsum=True,
+    min_terminal_punct_lines_ratio=0.12,
+    max_short_lines_ratio=0.67,
+    # The FineWeb paper says 0.1; datatrove's FineWebQualityFilter defaults to 0.01,
+    # which drops any long page with a repeated footer line. We follow the paper.
+    fineweb_max_dup_line_char_ratio=0.1,
+    max_newline_per_word=0.3,
+)
+
+# Chinese: FineWeb-2 cmn_Hani figures + ChineseWebText basics. Rules not named by those
+# two (hash/ellipsis/bullet lines, duplicated paragraphs, Gopher's duplicated-line chars)
+# are language-neutral and keep the English figures; there is no word-count rule (the
+# character minimum replaces it), no short-line rule and no C4 rule.
+ZH_DEFAULTS = QualityThresholds(
+    min_chars=200,
+    min_mean_line_length=10,
+    min_cjk_ratio=0.30,
+    min_mean_word_length=1,
+    max_mean_word_length=5,
+    max_hash_ratio=0.1,
+    max_ellipsis_ratio=0.1,
+    max_bullet_lines_ratio=0.9,
+    max_ellipsis_lines_ratio=0.3,
+    min_alpha_words_ratio=0.735,
+    min_stopwords=2,
+    max_dup_para_ratio=0.30,
+    max_dup_para_char_ratio=0.20,
+    max_dup_line_ratio=0.287,
+    max_dup_line_char_ratio=0.20,
+    max_top_ngram_ratio=((2, 0.256), (3, 0.201), (4, 0.171)),
+    max_dup_ngram_ratio=((5, 0.198), (6, 0.182), (7, 0.167), (8, 0.154), (9, 0.14), (10, 0.127)),
+    min_terminal_punct_lines_ratio=0.106,
+    fineweb_max_dup_line_char_ratio=0.1,
+    max_newline_per_word=0.178,
+)
+
+# Other space-delimited languages: English figures, but English stop words are meaningless.
+OTHER_DEFAULTS = dataclasses.replace(EN_DEFAULTS, min_stopwords=None)
+
+# Languages written without spaces: only line/paragraph rules (see module docstring).
+UNSEGMENTED_DEFAULTS = dataclasses.replace(
+    EN_DEFAULTS,
+    min_words=None,
+    max_words=None,
+    min_mean_word_length=None,
+    max_mean_word_length=None,
+    max_hash_ratio=None,
+    max_ellipsis_ratio=None,
+    min_alpha_words_ratio=None,
+    min_stopwords=None,
+    max_top_ngram_ratio=(),
+    max_dup_ngram_ratio=(),
+    max_short_lines_ratio=None,
+    max_newline_per_word=None,
+)
+
+
+def _lang_family(lang: str) -> str:
+    base = (lang or "").lower().replace("_", "-").split("-", 1)[0]
+    if base == "en":
+        return "en"
+    if base in _ZH_LANGS:
+        return "zh"
+    if base in _UNSEGMENTED_LANGS:
+        return "unsegmented"
+    return "other"
+
+
+def thresholds_for(lang: str) -> QualityThresholds:
+    """Default thresholds for ``lang`` (see the module docstring for the fallbacks)."""
+    return {
+        "en": EN_DEFAULTS,
+        "zh": ZH_DEFAULTS,
+        "unsegmented": UNSEGMENTED_DEFAULTS,
+        "other": OTHER_DEFAULTS,
+    }[_lang_family(lang)]
+
+
+# --------------------------------------------------------------------------- jieba
+
+_jieba_lock = threading.Lock()
+_jieba_lcut = None
+
+
+def _zh_words(text: str) -> list[str]:
+    """jieba words without whitespace tokens; jieba is loaded once, on first use."""
+    global _jieba_lcut
+    if _jieba_lcut is None:
+        with _jieba_lock:
+            if _jieba_lcut is None:
+                import jieba
+
+                jieba.setLogLevel(60)
+                jieba.initialize()
+                _jieba_lcut = jieba.lcut
+    return [w for w in _jieba_lcut(text) if not w.isspace()]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _dup_elements(items: list[str]) -> tuple[int, int]:
+    """Number of repeated items and their total characters (first occurrence excluded)."""
+    seen: set[str] = set()
+    n_dup = dup_chars = 0
+    for item in items:
+        if item in seen:
+            n_dup += 1
+            dup_chars += len(item)
+        else:
+            seen.add(item)
+    return n_dup, dup_chars
+
+
+# n-grams are compared through 64-bit keys built from the words' (cached) str hashes:
+# counting and grouping then run in numpy instead of over Python tuples, 2-4x faster.
+# Two different n-grams would only merge on a 64-bit key collision (~len**2 / 2**64).
+# Python salts str hashes per process, but only equality of keys is used, so the
+# signals are still deterministic.
+_KEY_MULT = np.uint64(0x9E3779B97F4A7C15)
+_KEY_SHIFT = np.uint64(29)
+
+
+def _ngram_keys(word_keys: np.ndarray, n: int) -> np.ndarray:
+    length = word_keys.size - n + 1
+    keys = word_keys[:length].copy()
+    for i in range(1, n):
+        keys = keys * _KEY_MULT + word_keys[i : i + length]
+        keys ^= keys >> _KEY_SHIFT
+    return keys
+
+
+def _top_ngram_chars(word_keys: np.ndarray, prefix: list[int], n: int) -> int:
+    """Characters of the most frequent n-gram (space-joined, as datatrove) x its count.
+
+    Ties go to the n-gram that occurs first, like ``Counter.most_common``.
+    """
+    if word_keys.size < n:
+        return 0
+    _, first, counts = np.unique(_ngram_keys(word_keys, n), return_index=True, return_counts=True)
+    top = counts.max()
+    pos = int(first[counts == top].min())
+    return (prefix[pos + n] - prefix[pos] + n - 1) * int(top)
+
+
+def _dup_ngram_chars(word_keys: np.ndarray, prefix: list[int], n: int) -> int:
+    """Characters covered by repeated n-grams, scanning left to right (Gopher/datatrove).
+
+    A repeated n-gram counts its characters and the scan jumps past it, so overlapping
+    repeats are not counted twice. Only positions whose n-gram occurs more than once can
+    change the result, so the Python scan visits just those (exactly datatrove's result).
+    """
+    if word_keys.size < n:
+        return 0
+    keys = _ngram_keys(word_keys, n)
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    if counts.max() == 1:
+        return 0
+    key_list = keys.tolist()
+    seen: set[int] = set()
+    total = resume = 0
+    for pos in np.flatnonzero(counts[inverse] > 1).tolist():
+        if pos < resume:  # inside a repeat the scan jumped over
+            continue
+        key = key_list[pos]
+        if key in seen:
+            total += prefix[pos + n] - prefix[pos]
+            resume = pos + n
+        else:
+            seen.add(key)
+    return total
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else 0.0
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def quality_signals(text: str, lang: str) -> dict[str, float]:
+    """Measure ``text``; pure, every value a float, same keys for every language.
+
+    Words are whitespace tokens, except for Chinese where they are jieba words (jieba
+    splits punctuation off, which is why the Chinese letter-share threshold is lower).
+    ``n_words`` counts words that are not pure punctuation, ``n_tokens`` counts all;
+    ``n_chars`` counts visible (non-whitespace) characters. Lines are the non-empty
+    lines, stripped. Ratios over an empty denominator are 0. Cost: single core, a few
+    MB/s for English; Chinese is bound by jieba (~0.4-0.7 MB/s, HMM on, as datatrove's
+    spaCy-jieba tokenizer that the FineWeb-2 thresholds were fitted with).
+    """
+    family = _lang_family(lang)
+    n_chars_total = len(text)
+    n_visible = sum(map(len, text.split()))
+
+    if family == "zh":
+        tokens = _zh_words(text)
+        token_text = " ".join(tokens)
+        stopwords = ZH_STOPWORDS
+        stripped = [w.strip(_STRIP_CHARS) for w in tokens]
+    else:
+        tokens = text.split()
+        token_text = text
+        stopwords = EN_STOPWORDS
+        stripped = [w.strip(_STRIP_CHARS) for w in text.lower().split()]
+    words = [w for w in stripped if w]
+    n_tokens = len(tokens)
+    n_words = len(words)
+
+    no_letter = sum(1 for _ in _NO_LETTER_TOKEN_RE.finditer(token_text))
+    stopword_count = sum(map(stopwords.__contains__, words))
+
+    raw_lines = text.split("\n")
+    lines = [s for s in (ln.strip() for ln in raw_lines) if s]
+    n_lines = len(lines)
+    line_chars = sum(map(len, lines))
+    paras = [s for s in (p.strip() for p in _PARA_SPLIT_RE.split(text.strip())) if s]
+    dup_lines, dup_line_chars = _dup_elements(lines)
+    dup_paras, dup_para_chars = _dup_elements(paras)
+    n_newlines = len(raw_lines) - 1
+
+    signals: dict[str, float] = {
+        "n_chars": float(n_visible),
+        "n_words": float(n_words),
+        "n_tokens": float(n_tokens),
+        "n_lines": float(n_lines),
+        "mean_word_length": _ratio(sum(map(len, words)), n_words),
+        "mean_line_length": _ratio(line_chars, n_lines),
+        "cjk_ratio": _ratio(len(_HAN_RE.findall(text)), n_visible),
+        "hash_ratio": _ratio(text.count("#"), n_tokens),
+        "ellipsis_ratio": _ratio(text.count("...") + text.count("…"), n_tokens),
+        "bullet_lines_ratio": _ratio(sum(s.startswith(_BULLETS) for s in lines), n_lines),
+        "ellipsis_lines_ratio": _ratio(sum(s.endswith(_ELLIPSES) for s in lines), n_lines),
+        "alpha_words_ratio": _ratio(n_tokens - no_letter, n_tokens),
+        "stopword_count": float(stopword_count),
+        "dup_para_ratio": _ratio(dup_paras, len(paras)),
+        "dup_para_char_ratio": _ratio(dup_para_chars, n_chars_total),
+        "dup_line_ratio": _ratio(dup_lines, n_lines),
+        # Over the characters that are not newlines (FineWeb); Gopher divides by all
+        # characters, a negligible difference, so both rule families share this signal.
+        "dup_line_char_ratio": _ratio(dup_line_chars, n_chars_total - n_newlines),
+        "terminal_punct_lines_ratio": _ratio(
+            sum(s.rstrip(_CLOSERS).endswith(_TERMINALS) for s in lines), n_lines
+        ),
+        "short_lines_ratio": _ratio(sum(len(s) <= SHORT_LINE_CHARS for s in lines), n_lines),
+        "newline_per_word": _ratio(n_newlines, n_tokens),
+        "lorem_ipsum": 1.0 if _LOREM_RE.search(text) else 0.0,
+    }
+    prefix = [0, *accumulate(map(len, tokens))]
+    word_keys = np.fromiter(map(hash, tokens), dtype=np.int64, count=n_tokens).view(np.uint64)
+    for n in TOP_NGRAM_SIZES:
+        signals[f"top_{n}gram"] = _ratio(_top_ngram_chars(word_keys, prefix, n), n_chars_total)
+    for n in DUP_NGRAM_SIZES:
+        # No repeated n-gram means no repeated longer n-gram either: skip the scan.
+        prev = signals.get(f"dup_{n - 1}gram")
+        chars = 0 if prev == 0.0 else _dup_ngram_chars(word_keys, prefix, n)
+        signals[f"dup_{n}gram"] = _ratio(chars, n_chars_total)
+    return signals
+
+
+# --------------------------------------------------------------------------- decision
+
+# (family, signal, kind, threshold); kind "min": fail below, "max": fail above,
+# "gt": fail unless strictly above, "flag": fail if the signal is non-zero,
+# "min_multiline": "min" but only for documents with more than one line.
+_Rule = tuple[str, str, str, float]
+
+
+@lru_cache(maxsize=32)
+def _rules(th: QualityThresholds) -> tuple[_Rule, ...]:
+    spec: list[tuple[str, str, str, float | None]] = [
+        ("chinesewebtext", "n_chars", "gt", th.min_chars),
+        ("chinesewebtext", "mean_line_length", "min", th.min_mean_line_length),
+        ("chinesewebtext", "cjk_ratio", "min", th.min_cjk_ratio),
+        ("gopher_quality", "n_words", "min", th.min_words),
+        ("gopher_quality", "n_words", "max", th.max_words),
+        ("gopher_quality", "mean_word_length", "min", th.min_mean_word_length),
+        ("gopher_quality", "mean_word_length", "max", th.max_mean_word_length),
+        ("gopher_quality", "hash_ratio", "max", th.max_hash_ratio),
+        ("gopher_quality", "ellipsis_ratio", "max", th.max_ellipsis_ratio),
+        ("gopher_quality", "bullet_lines_ratio", "max", th.max_bullet_lines_ratio),
+        ("gopher_quality", "ellipsis_lines_ratio", "max", th.max_ellipsis_lines_ratio),
+        ("gopher_quality", "alpha_words_ratio", "min", th.min_alpha_words_ratio),
+        ("gopher_quality", "stopword_count", "min", th.min_stopwords),
+        ("gopher_repetition", "dup_para_ratio", "max", th.max_dup_para_ratio),
+        ("gopher_repetition", "dup_para_char_ratio", "max", th.max_dup_para_char_ratio),
+        ("gopher_repetition", "dup_line_ratio", "max", th.max_dup_line_ratio),
+        ("gopher_repetition", "dup_line_char_ratio", "max", th.max_dup_line_char_ratio),
+    ]
+    spec += [("gopher_repetition", f"top_{n}gram", "max", v) for n, v in th.max_top_ngram_ratio]
+    spec += [("gopher_repetition", f"dup_{n}gram", "max", v) for n, v in th.max_dup_ngram_ratio]
+    spec += [
+        ("c4", "lorem_ipsum", "flag", 0.0 if th.c4_lorem_ipsum else None),
+        (
+            "fineweb",
+            "terminal_punct_lines_ratio",
+            "min_multiline",
+            th.min_terminal_punct_lines_ratio,
+        ),
+        ("fineweb", "short_lines_ratio", "max_multiline", th.max_short_lines_ratio),
+        ("fineweb", "dup_line_char_ratio", "max", th.fineweb_max_dup_line_char_ratio),
+        ("fineweb", "newline_per_word", "max", th.max_newline_per_word),
+    ]
+    return tuple((f, s, k, float(v)) for f, s, k, v in spec if v is not None)
+
+
+def quality_decision(
+    signals: dict[str, float], lang: str, thresholds: QualityThresholds | None = None
+) -> tuple[bool, str | None]:
+    """Keep (``(True, None)``) or drop with the first failing rule, ``"family:signal"``.
+
+    ``thresholds`` defaults to :func:`thresholds_for(lang) <thresholds_for>`. The rule
+    order is fixed (see the module docstring), so a reason is stable across runs.
+    """
+    th = thresholds if thresholds is not None else thresholds_for(lang)
+    if signals["n_chars"] <= 0:
+        return False, "empty:n_chars"
+    multiline = signals["n_lines"] > 1
+    for family, name, kind, limit in _rules(th):
+        value = signals[name]
+        if kind == "min":
+            failed = value < limit
+        elif kind == "max":
+            failed = value > limit
+        elif kind == "gt":
+            failed = value <= limit
+        elif kind == "flag":
+            failed = value != 0.0
+        elif kind == "min_multiline":
+            failed = multiline and value < limit
+        else:  # max_multiline
+            failed = multiline and value > limit
+        if failed:
+            return False, f"{family}:{name}"
+    return True, None

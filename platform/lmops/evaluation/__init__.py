@@ -1,0 +1,1 @@
+"""The standard evaluation every model gets, so versions can be compared."""

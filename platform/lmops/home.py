@@ -1,0 +1,101 @@
+"""Where lmops keeps its state, and how it finds the services it talks to.
+
+Embedded defaults put everything under ``LMOPS_HOME`` (default ``./.lmops``):
+MLflow on SQLite plus an artifact folder, an ephemeral Prefect API with its
+database, local Ray's checkpoints. The standard variables ``MLFLOW_TRACKING_URI``,
+``RAY_ADDRESS`` and ``PREFECT_API_URL`` switch each to a real server; no code changes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Home:
+    """Resolved locations for one lmops home."""
+
+    root: Path
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
+    def datasets(self) -> Path:
+        return self.root / "datasets"
+
+    @property
+    def tokenizers(self) -> Path:
+        return self.root / "tokenizers"
+
+    @property
+    def token_shards(self) -> Path:
+        return self.root / "tokens"
+
+    @property
+    def ray_results(self) -> Path:
+        return self.root / "ray_results"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "sample_corpus"
+
+    @property
+    def prefect(self) -> Path:
+        return self.root / "prefect"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def tracking_uri(self) -> str:
+        """``MLFLOW_TRACKING_URI`` if set, else SQLite inside the home."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
+
+    @property
+    def embedded_mlflow(self) -> bool:
+        return not os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def home() -> Home:
+    """The active home: ``LMOPS_HOME`` or ``./.lmops``, as an absolute path."""
+    return Home(Path(os.environ.get("LMOPS_HOME", ".lmops")).expanduser().resolve())
+
+
+def prepare_environment() -> Home:
+    """Create the home and point every library at it before any of them is imported.
+
+    Called first by the CLI and the flows. It only sets variables the user has not
+    set, so real servers configured through the environment always win.
+    """
+    h = home()
+    for d in (h.root, h.artifacts, h.datasets, h.prefect, h.logs):
+        d.mkdir(parents=True, exist_ok=True)
+    defaults = {
+        # Prefect: without PREFECT_API_URL it runs an ephemeral API on a SQLite
+        # database; keep that database inside the lmops home.
+        "PREFECT_HOME": str(h.prefect),
+        "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # Telemetry calls would only time out on closed networks.
+        "GX_ANALYTICS_ENABLED": "False",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+        "TOKENIZERS_PARALLELISM": "true",
+        "RAY_TRAIN_V2_ENABLED": "1",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    return h

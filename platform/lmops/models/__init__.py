@@ -1,0 +1,1 @@
+"""Model presets and builders (transformers configs)."""

@@ -1,0 +1,1 @@
+"""Training: one entry point (Ray Train TorchTrainer) for every preset and scale."""

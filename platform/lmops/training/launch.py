@@ -1,0 +1,130 @@
+"""Launch training on Ray: local Ray by default, a cluster when ``RAY_ADDRESS`` is set.
+
+The same call trains the debug preset on a laptop CPU and a GPT-2-size model on
+GPUs: only ``TrainConfig`` (workers, GPU, strategy) changes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from lmops.config import ModelConfig, TrainConfig
+from lmops.errors import LmopsError
+
+# Variables the Ray workers need to behave like the driver.
+_PROPAGATE = (
+    "LMOPS_HOME",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "HF_HUB_OFFLINE",
+    "MLFLOW_DISABLE_TELEMETRY",
+    "LMOPS_FAULT_AT_STEP",
+    "TOKENIZERS_PARALLELISM",
+    "RAY_TRAIN_V2_ENABLED",
+)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    model_dir: Path
+    metrics: dict
+    checkpoint_path: str
+    num_workers: int
+    used_gpu: bool
+
+
+def ensure_ray() -> None:
+    """Connect to ``RAY_ADDRESS`` or start local Ray, once per process."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    env = {k: os.environ[k] for k in _PROPAGATE if k in os.environ}
+    ray.init(
+        address=os.environ.get("RAY_ADDRESS") or None,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=True,
+        logging_level="ERROR",
+        runtime_env={"env_vars": env},
+    )
+
+
+def _wants_gpu(setting: str) -> bool:
+    if setting == "yes":
+        return True
+    if setting == "no":
+        return False
+    import ray
+
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
+def train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    hf_config_dir: Path,
+    token_dir: Path,
+    storage: Path,
+    run_name: str,
+    mlflow_run_id: str | None,
+    tracking_uri: str,
+    out_dir: Path,
+) -> TrainOutcome:
+    """Fit with a TorchTrainer and copy the final checkpoint's HF model to ``out_dir``.
+
+    Rerunning with the same ``run_name`` and ``storage`` resumes from the latest
+    checkpoint (Ray Train V2 semantics), so callers pass a name unique per attempt.
+    """
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from lmops.training.loop import train_loop_per_worker
+
+    ensure_ray()
+    use_gpu = _wants_gpu(train_cfg.use_gpu)
+    loop_cfg = {
+        **train_cfg.model_dump(),
+        "seq_len": model_cfg.seq_len,
+        "hf_config_dir": str(hf_config_dir),
+        "token_dir": str(token_dir),
+        "mlflow_run_id": mlflow_run_id,
+        "mlflow_tracking_uri": tracking_uri,
+        "fault_marker": str(storage / run_name / "fault_injected"),
+    }
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_cfg,
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=train_cfg.num_workers,
+            use_gpu=use_gpu,
+            resources_per_worker={"GPU": 1} if use_gpu else {"CPU": 1},
+        ),
+        run_config=ray.train.RunConfig(
+            name=run_name,
+            storage_path=str(storage),
+            failure_config=ray.train.FailureConfig(max_failures=train_cfg.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    except ray.train.TrainingFailedError as e:
+        raise LmopsError(
+            f"training failed after {train_cfg.max_failures} restart(s): {e}. "
+            f"Checkpoints are in {storage / run_name}; rerun to resume."
+        ) from None
+    if result.checkpoint is None:
+        raise LmopsError("training finished without a checkpoint; check train.checkpoint_every")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with result.checkpoint.as_directory() as d:
+        for f in Path(d).iterdir():
+            if f.name != "trainer_state.pt":
+                shutil.copy2(f, out_dir / f.name)
+    return TrainOutcome(
+        out_dir, dict(result.metrics or {}), result.checkpoint.path, train_cfg.num_workers, use_gpu
+    )

@@ -1,0 +1,204 @@
+"""The per-worker training loop that Ray Train's TorchTrainer runs on every rank.
+
+Rank 0 logs metrics to MLflow itself: Ray Train V2 keeps no metrics without a
+checkpoint and its RunConfig takes no MLflow callback. Checkpoints hold the
+model in Hugging Face format (safetensors) plus optimizer state and the step, so
+a restarted worker group resumes where the last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lmops.training.schedule import block_indices, lr_at
+
+STATE_FILE = "trainer_state.pt"
+
+
+def _device() -> torch.device:
+    import ray.train.torch
+
+    return ray.train.torch.get_device()
+
+
+def _batch(data: np.ndarray, starts: np.ndarray, seq_len: int, device) -> torch.Tensor:
+    rows = np.stack([data[s : s + seq_len].astype(np.int64) for s in starts])
+    return torch.from_numpy(rows).to(device)
+
+
+def _unwrap(model):
+    return getattr(model, "module", model)
+
+
+def _full_state_dict(model, strategy: str):
+    if strategy != "fsdp":
+        return _unwrap(model).state_dict()
+    from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    cfg = FullStateDictConfig(offload_to_cpu=True, rank0_only=True)
+    with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT, cfg):
+        return model.state_dict()
+
+
+@torch.no_grad()
+def _val_loss(model, data: np.ndarray, cfg: dict, device, amp) -> float:
+    model.eval()
+    seq, bs = cfg["seq_len"], cfg["batch_size"]
+    n_blocks = (len(data) - 1) // seq
+    losses = []
+    for i in range(min(cfg["val_batches"], max(1, n_blocks // bs))):
+        starts = (np.arange(bs) + i * bs) % max(1, n_blocks) * seq
+        x = _batch(data, starts, seq, device)
+        with amp:
+            losses.append(model(input_ids=x, labels=x).loss.float().item())
+    model.train()
+    return float(np.mean(losses))
+
+
+def _mlflow_logger(cfg: dict, rank: int):
+    """A function that logs a metrics dict at a step to the pipeline's MLflow run (rank 0)."""
+    if rank != 0 or not cfg.get("mlflow_run_id"):
+        return lambda metrics, step: None
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient(tracking_uri=cfg["mlflow_tracking_uri"])
+
+    def log(metrics: dict, step: int) -> None:
+        ts = int(time.time() * 1000)
+        batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        for attempt in range(5):  # the tracking server may restart mid-run
+            try:
+                client.log_batch(cfg["mlflow_run_id"], metrics=batch)
+                return
+            except Exception:
+                time.sleep(2**attempt)
+
+    return log
+
+
+def train_loop_per_worker(cfg: dict) -> None:
+    import ray.train
+    import ray.train.torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    threads = cfg["threads_per_worker"] or max(1, (os.cpu_count() or 1) // world)
+    torch.set_num_threads(threads)
+    torch.manual_seed(cfg["seed"])
+    device = _device()
+    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if use_bf16
+        else torch.autocast("cpu", enabled=False)
+    )
+
+    hf_config = AutoConfig.from_pretrained(cfg["hf_config_dir"])
+    model = AutoModelForCausalLM.from_config(hf_config)
+    start_step, opt_state = 0, None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            model = AutoModelForCausalLM.from_pretrained(d)
+            state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=False)
+            start_step, opt_state = state["step"], state.get("optimizer")
+    model = ray.train.torch.prepare_model(model, parallel_strategy=cfg["strategy"])
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg["weight_decay"]},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg["lr"],
+        betas=(0.9, 0.95),
+        fused=device.type == "cuda",
+    )
+    if opt_state is not None and cfg["strategy"] != "fsdp":
+        optimizer.load_state_dict(opt_state)
+
+    shards = Path(cfg["token_dir"])
+    dtype = json.loads((shards / "meta.json").read_text())["dtype"]
+    train = np.memmap(shards / "train.bin", dtype=dtype, mode="r")
+    val = np.memmap(shards / "val.bin", dtype=dtype, mode="r")
+    log = _mlflow_logger(cfg, rank)
+    seq, bs, total = cfg["seq_len"], cfg["batch_size"], cfg["max_steps"]
+    tokens_per_step = seq * bs * world
+    fail_at = int(os.environ.get("LMOPS_FAULT_AT_STEP", "0"))
+    window_start, window_loss = time.perf_counter(), []
+
+    model.train()
+    for step in range(start_step, total):
+        lr = lr_at(step, cfg["lr"], cfg["warmup_steps"], total, cfg["min_lr_ratio"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x = _batch(
+            train, block_indices(len(train), seq, step, bs, rank, world, cfg["seed"]), seq, device
+        )
+        with amp:
+            loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        window_loss.append(loss.item())
+        _maybe_inject_fault(step, fail_at, cfg)
+
+        done = step + 1
+        if done % cfg["log_every"] and done != total:
+            continue
+        elapsed = time.perf_counter() - window_start
+        metrics = {
+            "train/loss": float(np.mean(window_loss)),
+            "train/lr": lr,
+            "train/grad_norm": float(grad_norm),
+            "train/tokens_per_s": tokens_per_step * len(window_loss) / max(elapsed, 1e-9),
+            "val/loss": _val_loss(model, val, cfg, device, amp),
+        }
+        metrics["val/perplexity"] = float(np.exp(min(metrics["val/loss"], 50)))
+        log(metrics, done)
+        window_start, window_loss = time.perf_counter(), []
+        if done % cfg["checkpoint_every"] == 0 or done == total:
+            _report_with_checkpoint(model, optimizer, cfg, rank, done, metrics)
+        else:
+            ray.train.report({**metrics, "step": done})
+
+
+def _report_with_checkpoint(model, optimizer, cfg, rank, step, metrics) -> None:
+    import ray.train
+
+    state_dict = _full_state_dict(model, cfg["strategy"])
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if rank == 0:
+            _unwrap(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+            opt = optimizer.state_dict() if cfg["strategy"] != "fsdp" else None
+            torch.save({"step": step, "optimizer": opt}, Path(tmp) / STATE_FILE)
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report({**metrics, "step": step}, checkpoint=checkpoint)
+
+
+def _maybe_inject_fault(step: int, fail_at: int, cfg: dict) -> None:
+    """Crash once at ``LMOPS_FAULT_AT_STEP`` to exercise restart-from-checkpoint.
+
+    A marker file in the run's storage makes the fault fire only on the first
+    attempt; this is how the fault-tolerance test kills a worker for real.
+    """
+    if not fail_at or step + 1 != fail_at:
+        return
+    marker = Path(cfg["fault_marker"])
+    if marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("fault injected\n")
+    os._exit(1)

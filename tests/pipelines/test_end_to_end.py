@@ -1,0 +1,70 @@
+"""`lmops run --config tiny` end to end: real Prefect, Ray Train, MLflow and transformers."""
+
+import json
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+
+@pytest.fixture(scope="module")
+def registry(tiny_run):
+    home, _ = tiny_run
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    yield MlflowClient()
+
+
+def test_version_has_staging_alias(registry):
+    mv = registry.get_model_version_by_alias("lmops-tiny", "staging")
+    assert str(mv.version) == "1"
+    assert mv.tags["lmops.gate.staging"] == "passed"
+
+
+def test_version_carries_lineage(registry, tiny_run):
+    home, _ = tiny_run
+    mv = registry.get_model_version_by_alias("lmops-tiny", "staging")
+    ds = mv.tags["lmops.dataset_version"]
+    assert ds.startswith("ds-") and (home / "datasets" / ds / "manifest.json").exists()
+    assert mv.tags["lmops.mlflow_run"] == mv.run_id
+    assert mv.tags["lmops.code_commit"]
+    assert mv.tags["lmops.config"] == "tiny" and len(mv.tags["lmops.config_digest"]) == 16
+    assert mv.tags["lmops.tokenizer"].startswith("tok-")
+    run = registry.get_run(mv.run_id)
+    assert run.data.params["train.max_steps"] == "30"
+    assert len(registry.get_metric_history(mv.run_id, "train/loss")) >= 2  # a loss curve
+    assert run.inputs.dataset_inputs[0].dataset.digest == ds[3:]
+
+
+def test_loads_from_staging_alias_and_generates(tiny_run, registry):
+    pipe = mlflow.transformers.load_model("models:/lmops-tiny@staging")
+    prompt = "The function returns"
+    n_prompt = len(pipe.tokenizer(prompt)["input_ids"])
+    out = pipe(prompt, max_new_tokens=5, do_sample=False, return_tensors=True)
+    assert len(out[0]["generated_token_ids"]) > n_prompt
+
+
+def test_pyfunc_flavour_generates(tiny_run, registry):
+    model = mlflow.pyfunc.load_model("models:/lmops-tiny@staging")
+    out = model.predict(["import os"], params={"max_new_tokens": 4})
+    assert isinstance(out[0], str) and len(out[0]) > 0
+
+
+def test_summary_printed_stage_by_stage(tiny_run):
+    _, proc = tiny_run
+    for stage in (
+        "ingest + validate",
+        "tokenize + train",
+        "evaluate",
+        "register + gate",
+        "promoted to @staging",
+        "lmops ui",
+    ):
+        assert stage in proc.stdout, proc.stdout
+
+
+def test_quarantine_accounting_in_manifest(tiny_run):
+    home, _ = tiny_run
+    (version,) = [p for p in (home / "datasets").iterdir() if p.name.startswith("ds-")]
+    counts = json.loads((version / "manifest.json").read_text())["counts"]
+    assert counts["input"] == counts["accepted"] + counts["quarantined"]
+    assert counts["quarantined"] > 0 and counts["reasons"]["dedup:exact"] >= 1

@@ -1,0 +1,56 @@
+import pytest
+from pydantic import ValidationError
+
+from lmops.config import RunConfig, build_config
+from lmops.errors import ConfigError
+from pipelines.run_config import load_run_config, named_configs
+
+
+def test_named_configs_exist_and_load():
+    assert {"tiny", "cpu", "h200"} <= set(named_configs())
+    for name in named_configs():
+        cfg = load_run_config(name)
+        assert cfg.name == name
+
+
+def test_tiny_uses_debug_preset_with_preset_fields():
+    cfg = load_run_config("tiny")
+    assert cfg.model.preset == "debug"
+    assert cfg.model.hidden_size == 64 and cfg.model.seq_len == 64
+
+
+def test_override_changes_one_field_and_keeps_the_rest():
+    base = load_run_config("tiny")
+    cfg = load_run_config("tiny", ["train.max_steps=7", "registry.model_name=abc"])
+    assert cfg.train.max_steps == 7 and cfg.registry.model_name == "abc"
+    assert cfg.train.lr == base.train.lr
+    assert cfg.digest() != base.digest()
+
+
+def test_unknown_field_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown field 'train.max_stepz'"):
+        load_run_config("tiny", ["train.max_stepz=3"])
+
+
+def test_bad_value_names_the_field():
+    with pytest.raises(ConfigError, match="train.max_steps"):
+        load_run_config("tiny", ["train.max_steps=-1"])
+
+
+def test_unknown_preset_and_config():
+    with pytest.raises(ConfigError, match="unknown model preset"):
+        load_run_config("tiny", ["model.preset=huge"])
+    with pytest.raises(ConfigError, match="unknown config 'nope'"):
+        load_run_config("nope")
+
+
+def test_config_round_trips_through_json():
+    cfg = load_run_config("cpu")
+    again = RunConfig.model_validate_json(cfg.model_dump_json())
+    assert again == cfg and again.digest() == cfg.digest()
+
+
+def test_configs_are_frozen():
+    cfg = build_config({})
+    with pytest.raises(ValidationError):
+        cfg.train.max_steps = 3  # type: ignore[misc]
