@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect run configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+data_app = typer.Typer(help="Inspect published dataset versions.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 console = Console(stderr=False)
 err = Console(stderr=True)
 
@@ -147,6 +149,97 @@ def _print_summary(r) -> None:
         "Look at it:  [bold]lmops ui[/]  then open http://127.0.0.1:5000 "
         f"(experiment '{r.experiment}', model '{pr.model_name}')"
     )
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="Files, folders or fsspec URLs.")],
+    config: ConfigOpt = "cpu",
+    set_: SetOpt = None,
+) -> None:
+    """Run the ingest flow alone: validate SOURCES and publish a dataset version."""
+    from pipelines.run_config import load_run_config
+
+    cfg = load_run_config(config, set_ or [])
+    _check_sources(sources)
+    _setup()
+    from pipelines.ingest import ingest_flow
+
+    ds = ingest_flow(cfg, sources)
+    mark = "OK" if ds.input == ds.accepted + ds.quarantined else "MISMATCH"
+    state = "published" if ds.created else "already published (cache hit, nothing re-run)"
+    console.print(f"dataset version [bold]{ds.version_id}[/] {state}")
+    console.print(
+        f"input {ds.input} = accepted {ds.accepted} + quarantined {ds.quarantined} [{mark}]"
+    )
+    console.print(ds.validation)
+    _print_reasons(ds.reasons)
+    console.print(f"path: {ds.path}")
+
+
+def _print_reasons(reasons: dict[str, int]) -> None:
+    if not reasons:
+        return
+    t = Table("quarantine rule", "records")
+    for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        t.add_row(k, str(v))
+    console.print(t)
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Every published dataset version, oldest first."""
+    from lmops.data.catalog import list_versions
+    from lmops.home import home
+
+    t = Table("version", "created", "input", "accepted", "quarantined", "languages", "standard")
+    for m in list_versions(home().datasets):
+        c = m["counts"]
+        t.add_row(
+            m["version_id"],
+            m.get("created", "?"),
+            str(c["input"]),
+            str(c["accepted"]),
+            str(c["quarantined"]),
+            ", ".join(f"{k}={v}" for k, v in c["langs"].items()),
+            m["standard_version"],
+        )
+    console.print(t)
+
+
+@data_app.command("show")
+def data_show(
+    version: Annotated[str, typer.Argument(help="Version id, prefix or 'latest'.")] = "latest",
+) -> None:
+    """One version's manifest: sources, counts per stage and reason, validation."""
+    from lmops.data.catalog import find_version
+    from lmops.home import home
+
+    console.print_json(data=find_version(home().datasets, version))
+
+
+@data_app.command("diff")
+def data_diff(
+    a: Annotated[str, typer.Argument(help="Older version.")],
+    b: Annotated[str, typer.Argument(help="Newer version.")],
+) -> None:
+    """What changed between two versions: counts, reasons, languages, sources."""
+    from lmops.data.catalog import diff_versions, find_version
+    from lmops.home import home
+
+    ma, mb = find_version(home().datasets, a), find_version(home().datasets, b)
+    d = diff_versions(ma, mb)
+    t = Table("", ma["version_id"], mb["version_id"])
+    for k, (x, y) in {
+        **d["counts"],
+        **{f"lang {k}": v for k, v in d["langs"].items()},
+        **{f"reason {k}": v for k, v in d["reasons"].items()},
+    }.items():
+        t.add_row(k, str(x), str(y))
+    console.print(t)
+    for side in ("a", "b"):
+        for p in d[f"sources_only_in_{side}"]:
+            console.print(f"source only in {side}: {p}")
 
 
 @app.command()

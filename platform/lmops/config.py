@@ -41,6 +41,22 @@ class DataConfig(_Frozen):
     val_fraction: float = Field(
         0.05, gt=0, lt=0.5, description="Share of documents (by content hash) held out."
     )
+    standard: str = Field("v1", description="Data standard in lmops/data/standards, or a path.")
+    quality_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-language threshold overrides, e.g. {en = {min_words = 20}}.",
+    )
+    allowed_langs: list[str] = Field(
+        default_factory=list, description="Languages to keep; empty = the standard's list."
+    )
+    lang_mix: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="Expected share range per language of accepted docs (a GX expectation).",
+    )
+    quality_rules: bool = Field(True, description="Apply Gopher/C4/FineWeb quality rules.")
+    near_dedup: bool = Field(True, description="MinHash LSH near-duplicate removal.")
+    workers: int = Field(0, ge=0, description="Processes for per-document signals; 0 = cores.")
+    batch_rows: int = Field(2000, ge=10, description="Documents per processing batch.")
 
 
 class TokenizerConfig(_Frozen):

@@ -1,80 +1,129 @@
-"""The spine's ingest: accounting, quarantine reasons, content-hashed versions."""
+"""Ingest: accounting, quarantine reasons, content-hashed versions, dedup, GX, atomicity."""
 
 import json
 
 import pyarrow.parquet as pq
 import pytest
+from corpus_factory import good_doc, write_jsonl, zh_doc
 
 from lmops.config import DataConfig
-from lmops.corpus.sample import bad_record_lines
 from lmops.data.ingest import ingest, load_manifest
 from lmops.errors import DataStandardError, SourceError
 
-GOOD = [
-    {
-        "id": f"d{i}",
-        "text": f"Document number {i} talks about data standards and models.",
-        "lang": "en",
+CFG = DataConfig(quality_overrides={"zh": {"min_chars": 100}})
+
+
+def quarantine(rep):
+    return pq.read_table(sorted(rep.path.glob("quarantine-*.parquet"))).to_pylist()
+
+
+def test_accounting_holds_and_every_rejection_has_a_reason(tmp_path):
+    rows = [good_doc(i) for i in range(40)] + [zh_doc(i) for i in range(10)]
+    rows += ['{"broken', {"id": "x", "text": 3}, {"id": "y"}, {"text": "  "}]
+    rep = ingest([write_jsonl(tmp_path / "in.jsonl", rows)], CFG, tmp_path / "ds")
+    assert rep.balanced and rep.input == 54 and rep.accepted == 50
+    q = quarantine(rep)
+    assert len(q) == rep.quarantined == 4
+    assert {r["rule"] for r in q} == {
+        "parse:malformed_json",
+        "schema:bad_type",
+        "schema:missing",
+        "quality:empty",
     }
-    for i in range(30)
-]
-
-
-def _write(path, rows):
-    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
-    return path
-
-
-def test_every_record_is_accepted_or_quarantined_with_a_reason(tmp_path):
-    src = _write(tmp_path / "in.jsonl", GOOD + bad_record_lines())
-    rep = ingest([str(src)], DataConfig(), tmp_path / "ds")
-    assert rep.input == len(GOOD) + len(bad_record_lines())
-    assert rep.balanced and rep.accepted == len(GOOD) + 1  # bad-dup-1 is a good document
-    q = pq.read_table(next(rep.path.glob("quarantine-*.parquet"))).to_pylist()
-    assert len(q) == rep.quarantined
-    reasons = {r["reason"] for r in q}
-    assert "schema:missing:text" in reasons and "dedup:exact" in reasons
-    assert any(r.startswith("parse:malformed_json") for r in reasons)
-    assert all(r["source_file"] == str(src) and r["line"] >= 1 for r in q)
+    assert all(r["line"] >= 1 and r["source_file"].endswith("in.jsonl") for r in q)
+    assert rep.langs == {"en": 40, "zh": 10}
 
 
 def test_same_input_same_version_and_no_duplicate(tmp_path):
-    src = _write(tmp_path / "in.jsonl", GOOD)
-    a = ingest([str(src)], DataConfig(), tmp_path / "ds")
-    b = ingest([str(src)], DataConfig(), tmp_path / "ds")
+    src = write_jsonl(tmp_path / "in.jsonl", [good_doc(i) for i in range(30)])
+    a = ingest([src], CFG, tmp_path / "ds")
+    b = ingest([src], CFG, tmp_path / "ds")
     assert a.version_id == b.version_id and a.created and not b.created
     assert [p.name for p in (tmp_path / "ds").iterdir()] == [a.version_id]
 
 
 def test_changed_input_gives_new_version(tmp_path):
-    a = ingest([str(_write(tmp_path / "a.jsonl", GOOD))], DataConfig(), tmp_path / "ds")
-    b = ingest([str(_write(tmp_path / "b.jsonl", GOOD[:-1]))], DataConfig(), tmp_path / "ds")
+    a = ingest(
+        [write_jsonl(tmp_path / "a.jsonl", [good_doc(i) for i in range(30)])], CFG, tmp_path / "ds"
+    )
+    b = ingest(
+        [write_jsonl(tmp_path / "b.jsonl", [good_doc(i) for i in range(31)])], CFG, tmp_path / "ds"
+    )
     assert a.version_id != b.version_id
 
 
-def test_manifest_records_counts_standard_and_source_hashes(tmp_path):
-    src = _write(tmp_path / "in.jsonl", GOOD)
-    m = load_manifest(ingest([str(src)], DataConfig(), tmp_path / "ds").path)
-    assert m["standard_version"] and m["counts"]["accepted"] == len(GOOD)
-    assert len(m["sources"][0]["sha256"]) == 64
+def test_manifest_records_counts_stages_standard_and_source_hashes(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [good_doc(i) for i in range(30)])
+    m = load_manifest(ingest([src], CFG, tmp_path / "ds").path)
+    assert m["standard_version"] == "1.0.0" and m["counts"]["accepted"] == 30
+    assert m["counts"]["stages"]["read"] == {"in": 30, "out": 30}
+    assert len(m["sources"][0]["sha256"]) == 64 and len(m["content_digest"]) == 64
+
+
+def test_exact_and_near_duplicates_are_quarantined(tmp_path):
+    base = good_doc(1000)
+    near = dict(base, id="near", text=base["text"].replace("The", "A", 1))
+    rows = [good_doc(i) for i in range(30)] + [base, dict(base, id="copy"), near]
+    rep = ingest([write_jsonl(tmp_path / "in.jsonl", rows)], CFG, tmp_path / "ds")
+    reasons = {r["record"] and json.loads(r["record"])["id"]: r["reason"] for r in quarantine(rep)}
+    assert reasons["copy"] == "dedup:exact"
+    assert reasons["near"].startswith("dedup:near:")
+
+
+def test_near_dedup_against_earlier_versions(tmp_path):
+    first = [good_doc(i) for i in range(30)]
+    ingest([write_jsonl(tmp_path / "a.jsonl", first)], CFG, tmp_path / "ds")
+    later = [good_doc(i) for i in range(100, 130)]
+    later.append(dict(first[0], id="again", text=first[0]["text"] + " Once more."))
+    rep = ingest([write_jsonl(tmp_path / "b.jsonl", later)], CFG, tmp_path / "ds")
+    assert rep.reasons == {"dedup:near": 1}
+
+
+def test_pii_is_redacted_and_counted(tmp_path):
+    doc = good_doc(5)
+    doc["text"] += " Write to zhang.wei@example.cn or call 13812345678 today."
+    rep = ingest(
+        [write_jsonl(tmp_path / "in.jsonl", [doc] + [good_doc(i) for i in range(30)])],
+        CFG,
+        tmp_path / "ds",
+    )
+    table = pq.read_table(sorted(rep.path.glob("part-*.parquet"))).to_pylist()
+    text = next(r["text"] for r in table if r["id"] == "good-5")
+    assert "<EMAIL>" in text and "<PHONE>" in text and "example.cn" not in text
+    assert load_manifest(rep.path)["counts"]["pii_redactions"] == {"email": 1, "phone": 1}
 
 
 def test_missing_source_is_a_clear_error(tmp_path):
     with pytest.raises(SourceError, match="does not exist"):
-        ingest([str(tmp_path / "nope.jsonl")], DataConfig(), tmp_path / "ds")
+        ingest([str(tmp_path / "nope.jsonl")], CFG, tmp_path / "ds")
 
 
-def test_failing_dataset_standard_publishes_nothing(tmp_path):
-    # Everything rejected: the GX dataset expectations fail and no version appears.
-    src = _write(tmp_path / "in.jsonl", [{"id": "x", "text": "short"}] * 5)
-    with pytest.raises(DataStandardError, match="nothing was published"):
-        ingest([str(src)], DataConfig(), tmp_path / "ds")
-    assert not [p for p in (tmp_path / "ds").iterdir() if p.name.startswith("ds-")]
+def test_failing_standard_publishes_nothing_and_keeps_evidence(tmp_path):
+    rows = [{"id": f"x{i}", "text": "short"} for i in range(5)] + [good_doc(1)]
+    with pytest.raises(DataStandardError, match="reject_rate"):
+        ingest([write_jsonl(tmp_path / "in.jsonl", rows)], CFG, tmp_path / "ds")
+    assert not list((tmp_path / "ds").glob("ds-*"))
+    (rejected,) = (tmp_path / "ds").glob(".rejected-*")
+    assert (rejected / "manifest.json").exists() and list(rejected.glob("quarantine-*"))
+
+
+def test_language_mix_expectation(tmp_path):
+    cfg = DataConfig(quality_overrides={"zh": {"min_chars": 100}}, lang_mix={"zh": (0.2, 0.8)})
+    src = write_jsonl(tmp_path / "in.jsonl", [good_doc(i) for i in range(30)])
+    with pytest.raises(DataStandardError, match="share_zh"):
+        ingest([src], cfg, tmp_path / "ds")
+
+
+def test_data_docs_and_plots_are_built(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [good_doc(i) for i in range(30)])
+    rep = ingest([src], CFG, tmp_path / "ds")
+    assert (rep.path / "data_docs" / "index.html").exists()
+    for name in ("length_histogram", "language_mix", "reject_reasons"):
+        assert (rep.path / f"plot_{name}.png").stat().st_size > 1000
 
 
 def test_text_files_split_into_paragraphs(tmp_path):
-    (tmp_path / "a.txt").write_text(
-        "First paragraph is long enough to keep.\n\nSecond paragraph is also long enough.\n"
-    )
-    rep = ingest([str(tmp_path / "a.txt")], DataConfig(), tmp_path / "ds")
-    assert rep.accepted == 2
+    paras = [good_doc(i)["text"] for i in range(30)]
+    (tmp_path / "a.txt").write_text("\n\n".join(paras) + "\n")
+    rep = ingest([str(tmp_path / "a.txt")], CFG, tmp_path / "ds")
+    assert rep.accepted == 30

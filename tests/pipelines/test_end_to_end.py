@@ -30,7 +30,7 @@ def test_version_carries_lineage(registry, tiny_run):
     assert mv.tags["lmops.config"] == "tiny" and len(mv.tags["lmops.config_digest"]) == 16
     assert mv.tags["lmops.tokenizer"].startswith("tok-")
     run = registry.get_run(mv.run_id)
-    assert run.data.params["train.max_steps"] == "30"
+    assert run.data.params["train.max_steps"] == "40"
     assert len(registry.get_metric_history(mv.run_id, "train/loss")) >= 2  # a loss curve
     assert run.inputs.dataset_inputs[0].dataset.digest == ds[3:]
 

@@ -32,7 +32,10 @@ def _stdlib_files() -> list[Path]:
 
 
 def _docstrings(path: Path) -> Iterator[tuple[str, str]]:
-    """(qualified name, docstring) for the module and each class and function."""
+    """(name@line, docstring) for the module and each class and function.
+
+    The line number keeps ids unique: one module may define ``__init__`` many times.
+    """
     try:
         tree = ast.parse(path.read_bytes())
     except (SyntaxError, ValueError, OSError):
@@ -40,7 +43,7 @@ def _docstrings(path: Path) -> Iterator[tuple[str, str]]:
     yield "<module>", ast.get_docstring(tree) or ""
     for node in ast.walk(tree):
         if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            yield node.name, ast.get_docstring(node) or ""
+            yield f"{node.name}@{node.lineno}", ast.get_docstring(node) or ""
 
 
 def stdlib_docstring_records() -> Iterator[dict]:
@@ -97,7 +100,7 @@ def write_sample_corpus(dest: Path) -> list[Path]:
     """Write the three sample files into ``dest`` (idempotent) and return their paths."""
     dest.mkdir(parents=True, exist_ok=True)
     out = []
-    docs = dest / "en_stdlib_docstrings.jsonl"
+    docs = dest / f"en_stdlib_docstrings_py{sys.version_info.major}{sys.version_info.minor}.jsonl"
     if not docs.exists():
         tmp = docs.with_suffix(".tmp")
         with tmp.open("w", encoding="utf-8") as fh:
@@ -106,7 +109,7 @@ def write_sample_corpus(dest: Path) -> list[Path]:
         os.replace(tmp, docs)
     out.append(docs)
     bilingual = dest / "zh_en_bilingual.jsonl"
-    if not bilingual.exists():
+    if not bilingual.exists() or bilingual.read_bytes() != BILINGUAL.read_bytes():
         bilingual.write_bytes(BILINGUAL.read_bytes())
     out.append(bilingual)
     bad = dest / "bad_records.jsonl"

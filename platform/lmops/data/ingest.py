@@ -1,29 +1,40 @@
-"""Ingest: stream sources through the record standard into a dataset version.
+"""Ingest: stream sources through the data standard into a dataset version.
+
+Stages (each a Prefect task in ``pipelines/ingest.py``, each testable alone):
+
+1. ``read``     parse and schema-check every record -> candidates (Parquet, staged)
+2. ``annotate`` normalise, language id, quality, toxicity, PII, MinHash (parallel)
+3. ``decide``   reasons, exact and near dedup (also against earlier versions)
+4. ``validate`` Great Expectations on per-document metrics and dataset statistics
+5. ``publish``  manifest, plots, Data Docs, one atomic rename
 
 Every input record ends accepted or quarantined with a reason, and
 ``input == accepted + quarantined`` is checked before anything is published.
-The version id is a content hash, so the same input gives the same version.
+The version id is a content hash: the same input gives the same version.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import fsspec
+import numpy as np
 
 from lmops.config import DataConfig
 from lmops.data import standard
-from lmops.data.publish import StagedVersion
+from lmops.data.publish import StagedVersion, _BufferedWriter
 from lmops.data.readers import expand_sources, read_source_file
-from lmops.data.schema import STANDARD_VERSION
+from lmops.data.rules import Standard, load_standard
 from lmops.data.validate import ValidationOutcome, validate_dataset
 from lmops.errors import DataStandardError, SourceError
+
+CANDIDATE_ROWS = 20_000
 
 
 @dataclass
@@ -40,6 +51,8 @@ class IngestReport:
     langs: Counter = field(default_factory=Counter)
     accepted_bytes: int = 0
     validation: ValidationOutcome | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    input_bytes: int = 0
 
     @property
     def balanced(self) -> bool:
@@ -53,17 +66,359 @@ class IngestReport:
         )
 
 
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
+@dataclass
+class ReadResult:
+    version_id: str
+    files: list[str]
+    file_hashes: dict[str, str]
+    input_bytes: int
+    n_input: int
+    n_candidates: int
+    reasons: Counter
+
+
+@dataclass
+class DecideResult:
+    version_id: str
+    content_digest: str
+    n_accepted: int
+    n_exact: int
+    n_near: int
+    reasons: Counter
+    langs: Counter
+    accepted_bytes: int
+    pii_redactions: dict[str, int]
+
+
+def file_sha256(path: str) -> tuple[str, int]:
+    h, size = hashlib.sha256(), 0
     with fsspec.open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+            size += len(chunk)
+    return h.hexdigest(), size
 
 
-def _reason_family(reason: str) -> str:
+def reason_family(reason: str) -> str:
     """``schema:missing:text`` -> ``schema:missing``: the counting key for a reason."""
     return ":".join(reason.split(":")[:2])
+
+
+def quarantine_row(file: str, line: int, reason: str, record: str) -> dict:
+    return {
+        "source_file": file,
+        "line": line,
+        "rule": reason_family(reason),
+        "reason": reason,
+        "record": record[:2000],
+    }
+
+
+# --------------------------------------------------------------------------- stage 1
+
+
+def version_id_for(std: Standard, cfg: DataConfig, files: list[str], hashes: dict[str, str]) -> str:
+    """The version id: a hash of the standard, the ingest config and the source contents.
+
+    Computed before any record is processed, so an unchanged input is recognised at
+    once and its published version reused (no duplicate, and the ingest is skipped).
+    """
+    h = hashlib.sha256()
+    data_cfg = cfg.model_dump(mode="json", exclude={"sources", "workers", "batch_rows"})
+    h.update(json.dumps([std.name, std.version, data_cfg], sort_keys=True).encode())
+    for f in files:
+        h.update(hashes[f].encode())
+    return "ds-" + h.hexdigest()[:16]
+
+
+def hash_sources(sources: list[str]) -> tuple[list[str], dict[str, str], int]:
+    files = expand_sources(sources)
+    hashes, total = {}, 0
+    for f in files:
+        try:
+            hashes[f], size = file_sha256(f)
+        except PermissionError:
+            raise SourceError(f"{f}: permission denied; fix its mode") from None
+        total += size
+    return files, hashes, total
+
+
+def stage_read(
+    sources: list[str],
+    cfg: DataConfig,
+    std: Standard,
+    staged: StagedVersion,
+    progress: Callable[[int], None] | None = None,
+) -> ReadResult:
+    """Parse every record and check it against schema v1; bad ones are quarantined."""
+    from lmops.data.schema import CANDIDATE_SCHEMA
+
+    files, hashes, total = hash_sources(sources)
+    out = _BufferedWriter(staged.path, "candidates", CANDIDATE_SCHEMA, CANDIDATE_ROWS)
+    reasons: Counter = Counter()
+    seen_ids: set[str] = set()
+    n_input = n_cand = 0
+    for path in files:
+        for item in read_source_file(path, cfg.text_mode):
+            n_input += 1
+            if progress and n_input % 1000 == 0:
+                progress(n_input)
+            if item.error:
+                why, record = f"parse:{item.error}", item.raw
+            else:
+                record = json.dumps(item.payload, ensure_ascii=False, default=str)
+                rec, why = standard.check_schema(item.payload, item.file, item.line)
+                if not why and rec.id in seen_ids:
+                    why = f"schema:duplicate_id:{rec.id[:80]}"
+            if why:
+                reasons[reason_family(why)] += 1
+                staged.quarantine.add(quarantine_row(item.file, item.line, why, record))
+                continue
+            seen_ids.add(rec.id)
+            n_cand += 1
+            out.add(
+                {
+                    "id": rec.id,
+                    "text": rec.text,
+                    "source": rec.source,
+                    "license": rec.license,
+                    "meta": rec.meta,
+                    "file": item.file,
+                    "line": item.line,
+                    "record": record[:2000],
+                }
+            )
+    out.close()
+    return ReadResult(
+        version_id_for(std, cfg, files, hashes), files, hashes, total, n_input, n_cand, reasons
+    )
+
+
+# --------------------------------------------------------------------------- stage 2
+
+
+def stage_annotate(
+    staged: StagedVersion,
+    std: Standard,
+    cfg: DataConfig,
+    n_candidates: int,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Compute every signal and reason; writes ``annotated-*.parquet`` in input order."""
+    from lmops.data.executor import annotate
+    from lmops.data.signals import ANNOTATED_SCHEMA
+
+    files = sorted(staged.path.glob("candidates-*.parquet"))
+    # A pool costs seconds to start: small inputs run in-process.
+    workers = 1 if n_candidates < 2 * cfg.batch_rows else cfg.workers
+    out = _BufferedWriter(staged.path, "annotated", ANNOTATED_SCHEMA, CANDIDATE_ROWS)
+    done = 0
+    for table in annotate(files, std, cfg.batch_rows, workers):
+        for batch in table.to_batches():
+            out.write_batch(batch)
+        done += table.num_rows
+        if progress:
+            progress(done)
+    out.close()
+    for f in files:
+        f.unlink()
+    return done
+
+
+# --------------------------------------------------------------------------- stage 3
+
+
+def _previous_index(datasets_root: Path, std: Standard, exclude: str):
+    """MinHash index holding every published version's accepted documents."""
+    from lmops.data.near_dedup import NearDedupIndex
+
+    index = NearDedupIndex()
+    if not std.against_previous:
+        return index
+    for p in sorted(datasets_root.glob("ds-*/minhash.npz")):
+        if p.parent.name == exclude:
+            continue
+        for key, sig in NearDedupIndex.load(p).items():
+            if key not in index:
+                index.add(key, index.from_signature(sig))
+    return index
+
+
+def stage_decide(
+    staged: StagedVersion, std: Standard, cfg: DataConfig, read: ReadResult, datasets_root: Path
+) -> DecideResult:
+    """Apply reasons and dedup in input order; write accepted shards and metrics."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lmops.data.near_dedup import NearDedupIndex
+    from lmops.data.schema import METRICS_SCHEMA
+
+    index = _previous_index(datasets_root, std, exclude=read.version_id)
+    new_index = NearDedupIndex()
+    content = hashlib.sha256()
+    metrics = _BufferedWriter(staged.path, "metrics", METRICS_SCHEMA, 10**12)
+    reasons, langs, pii = Counter(), Counter(), Counter()
+    seen: set[bytes] = set()
+    n_acc = n_exact = n_near = acc_bytes = 0
+    metric_cols = [f.name for f in METRICS_SCHEMA]
+    for f in sorted(staged.path.glob("annotated-*.parquet")):
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=cfg.batch_rows):
+            for row in batch.to_pylist():
+                why = row["reason"]
+                key = bytes.fromhex(row["doc_hash"])
+                if why is None and std.exact_dedup:
+                    if key in seen:
+                        why, n_exact = "dedup:exact", n_exact + 1
+                    seen.add(key)
+                if why is None and std.near_dedup and row["minhash"]:
+                    sig = np.frombuffer(row["minhash"], dtype=np.uint32)
+                    mh = index.from_signature(sig)
+                    # The same document in an earlier version is not a near duplicate:
+                    # versions are snapshots, so unchanged documents stay in.
+                    dups = [k for k in index.query(mh, std.min_jaccard) if k != row["doc_hash"]]
+                    if dups:
+                        why, n_near = f"dedup:near:{dups[0]}", n_near + 1
+                    else:
+                        if row["doc_hash"] not in index:
+                            index.add(row["doc_hash"], mh)
+                        new_index.add(row["doc_hash"], mh)
+                if why:
+                    reasons[reason_family(why)] += 1
+                    staged.quarantine.add(
+                        quarantine_row(row["file"], row["line"], why, row["record"])
+                    )
+                    continue
+                staged.accepted.add(
+                    {
+                        k: row[k]
+                        for k in ("id", "text", "source", "lang", "license", "meta", "doc_hash")
+                    }
+                )
+                metrics.add({k: row[k] for k in metric_cols})
+                content.update(
+                    f"{row['id']}\0{row['doc_hash']}\0{row['lang']}\0{row['source']}"
+                    f"\0{row['license']}\0{row['meta']}\0{row['text']}".encode()
+                )
+                langs[row["lang"]] += 1
+                for k in row:
+                    if k.startswith("pii_") and k != "pii_hits" and row[k]:
+                        pii[k[4:]] += row[k]
+                n_acc += 1
+                acc_bytes += len(row["text"].encode("utf-8"))
+        f.unlink()
+    metrics.close()
+    if not list(staged.path.glob("metrics-*.parquet")):
+        pq.write_table(
+            pa.Table.from_pylist([], schema=METRICS_SCHEMA), staged.path / "metrics-00000.parquet"
+        )
+    new_index.save(staged.path / "minhash.npz")
+    return DecideResult(
+        read.version_id,
+        content.hexdigest(),
+        n_acc,
+        n_exact,
+        n_near,
+        reasons,
+        langs,
+        acc_bytes,
+        dict(pii),
+    )
+
+
+# --------------------------------------------------------------------------- stages 4, 5
+
+
+def dataset_stats(read: ReadResult, dec: DecideResult) -> dict:
+    n_q = sum(read.reasons.values()) + sum(dec.reasons.values())
+    stats = {
+        "input": read.n_input,
+        "accepted": dec.n_accepted,
+        "quarantined": n_q,
+        "reject_rate": n_q / max(read.n_input, 1),
+        "duplicate_rate": (dec.n_exact + dec.n_near) / max(read.n_input, 1),
+        "accounting_gap": read.n_input - dec.n_accepted - n_q,
+    }
+    for lang, n in dec.langs.items():
+        stats[f"share_{lang}"] = n / max(dec.n_accepted, 1)
+    return stats
+
+
+def stage_validate(
+    staged: StagedVersion, std: Standard, cfg: DataConfig, stats: dict, data_docs: bool = True
+) -> ValidationOutcome:
+    import pyarrow.parquet as pq
+
+    frame = pq.read_table(sorted(staged.path.glob("metrics-*.parquet"))).to_pandas()
+    return validate_dataset(
+        frame, stats, std, cfg.lang_mix, docs_dir=staged.path / "data_docs" if data_docs else None
+    )
+
+
+def build_manifest(
+    std: Standard,
+    cfg: DataConfig,
+    read: ReadResult,
+    dec: DecideResult,
+    stats: dict,
+    outcome: ValidationOutcome,
+    stage_seconds: dict,
+) -> dict:
+    reasons = read.reasons + dec.reasons
+    return {
+        "version_id": dec.version_id,
+        "content_digest": dec.content_digest,
+        "standard": {"name": std.name, "version": std.version},
+        "standard_version": std.version,
+        "expectation_suite": outcome.suite,
+        "config": cfg.model_dump(mode="json", exclude={"sources"}),
+        "sources": [{"path": f, "sha256": read.file_hashes[f]} for f in read.files],
+        "counts": {
+            **stats,
+            "stages": {
+                "read": {"in": read.n_input, "out": read.n_candidates},
+                "annotate+decide": {
+                    "in": read.n_candidates,
+                    "out": dec.n_accepted,
+                    "exact_duplicates": dec.n_exact,
+                    "near_duplicates": dec.n_near,
+                },
+            },
+            "reasons": dict(sorted(reasons.items())),
+            "langs": dict(sorted(dec.langs.items())),
+            "accepted_bytes": dec.accepted_bytes,
+            "input_bytes": read.input_bytes,
+            "pii_redactions": dec.pii_redactions,
+        },
+        "validation": {
+            "success": outcome.success,
+            "failures": outcome.failures,
+            "evaluated": outcome.evaluated,
+        },
+        "stage_seconds": stage_seconds,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def stage_publish(
+    staged: StagedVersion, manifest: dict, outcome: ValidationOutcome, datasets_root: Path
+) -> tuple[Path, bool]:
+    """Publish atomically, or park a failing version as ``.rejected-<id>`` and raise."""
+    from lmops.data.plots import write_plots
+
+    write_plots(staged.path, manifest)
+    version_id = manifest["version_id"]
+    if manifest["counts"]["accounting_gap"] != 0:
+        staged.discard()
+        raise DataStandardError(f"accounting mismatch for {version_id}: {manifest['counts']}")
+    if not outcome.success:
+        rejected = datasets_root / f".rejected-{version_id}"
+        staged.finish(f".rejected-{version_id}", manifest)
+        raise DataStandardError(
+            f"dataset failed the data standard ({outcome.summary()}); nothing was published. "
+            f"Inspect {rejected}/quarantine-*.parquet and fix the sources or the standard."
+        )
+    return staged.finish(version_id, manifest)
 
 
 def ingest(
@@ -71,133 +426,56 @@ def ingest(
     cfg: DataConfig,
     datasets_root: Path,
     progress: Callable[[int], None] | None = None,
+    data_docs: bool = True,
 ) -> IngestReport:
-    """Read, check, normalise, dedup, validate with GX and publish one dataset version."""
-    import pandas as pd
-
-    files = expand_sources(sources)
-    try:
-        file_hashes = {f: file_sha256(f) for f in files}
-    except PermissionError as e:
-        raise SourceError(f"{e.filename}: permission denied; fix its mode") from None
-    version_hash = hashlib.sha256()
-    data_cfg = cfg.model_dump(mode="json", exclude={"sources"})
-    version_hash.update(json.dumps([STANDARD_VERSION, data_cfg], sort_keys=True).encode())
-    for digest in sorted(file_hashes.values()):
-        version_hash.update(digest.encode())
-
+    """All five stages in one call (the Prefect flow runs them as separate tasks)."""
+    std = load_standard(cfg)
+    files, hashes, _ = hash_sources(sources)
+    existing = datasets_root / version_id_for(std, cfg, files, hashes)
+    if (existing / "manifest.json").exists():
+        return report_from_manifest(existing, False, None, {})
     staged = StagedVersion(datasets_root)
-    seen: set[bytes] = set()
-    reasons: Counter = Counter()
-    langs: Counter = Counter()
-    metrics = {"id": [], "doc_hash": [], "n_chars": [], "lang": []}
-    n_input = n_accepted = n_dup = accepted_bytes = 0
-
-    def quarantine(item, rule: str, record: str) -> None:
-        reasons[_reason_family(rule)] += 1
-        staged.quarantine.add(
-            {
-                "source_file": item.file,
-                "line": item.line,
-                "rule": _reason_family(rule),
-                "reason": rule,
-                "record": record[:2000],
-            }
-        )
-
+    times: dict[str, float] = {}
     try:
-        for path in files:
-            for item in read_source_file(path, cfg.text_mode):
-                n_input += 1
-                if progress and n_input % 500 == 0:
-                    progress(n_input)
-                if item.error:
-                    quarantine(item, f"parse:{item.error}", item.raw)
-                    continue
-                raw = json.dumps(item.payload, ensure_ascii=False, default=str)
-                rec, why = standard.check_schema(item.payload, item.file, item.line)
-                if why:
-                    quarantine(item, why, raw)
-                    continue
-                text = standard.normalise(rec.text)
-                why = standard.check_length(text, cfg.min_chars, cfg.max_chars)
-                if why:
-                    quarantine(item, why, raw)
-                    continue
-                h = standard.doc_hash(text)
-                key = bytes.fromhex(h)
-                if key in seen:
-                    n_dup += 1
-                    quarantine(item, "dedup:exact", raw)
-                    continue
-                seen.add(key)
-                lang = rec.lang or standard.guess_lang(text)
-                row = {
-                    "id": rec.id,
-                    "text": text,
-                    "source": rec.source,
-                    "lang": lang,
-                    "license": rec.license,
-                    "meta": rec.meta,
-                    "doc_hash": h,
-                }
-                staged.accepted.add(row)
-                version_hash.update(f"{rec.id}\0{h}\0{lang}\0{rec.source}\0{rec.license}".encode())
-                version_hash.update(rec.meta.encode())
-                for k in ("id", "doc_hash", "lang"):
-                    metrics[k].append(row[k])
-                metrics["n_chars"].append(len(text))
-                langs[lang] += 1
-                n_accepted += 1
-                accepted_bytes += len(text.encode("utf-8"))
-
-        n_quarantined = sum(reasons.values())
-        version_id = "ds-" + version_hash.hexdigest()[:16]
-        stats = {
-            "input": n_input,
-            "accepted": n_accepted,
-            "quarantined": n_quarantined,
-            "reject_rate": n_quarantined / max(n_input, 1),
-            "duplicate_rate": n_dup / max(n_input, 1),
-            "accounting_gap": n_input - n_accepted - n_quarantined,
-        }
-        outcome = validate_dataset(pd.DataFrame(metrics), stats)
-        manifest = {
-            "version_id": version_id,
-            "standard_version": STANDARD_VERSION,
-            "expectation_suite": outcome.suite,
-            "config": data_cfg,
-            "sources": [{"path": f, "sha256": file_hashes[f]} for f in files],
-            "counts": {
-                **stats,
-                "reasons": dict(sorted(reasons.items())),
-                "langs": dict(sorted(langs.items())),
-                "accepted_bytes": accepted_bytes,
-            },
-            "validation": {"success": outcome.success, "failures": outcome.failures},
-        }
-        if not outcome.success:
-            rejected = datasets_root / f".rejected-{version_id}"
-            staged.finish(f".rejected-{version_id}", manifest)
-            raise DataStandardError(
-                f"dataset failed the data standard ({outcome.summary()}); nothing was published. "
-                f"Inspect {rejected}/quarantine-*.parquet and fix the sources or the standard."
-            )
-        path, created = staged.finish(version_id, manifest)
+        t = time.perf_counter()
+        read = stage_read(sources, cfg, std, staged, progress)
+        times["read"] = time.perf_counter() - t
+        t = time.perf_counter()
+        stage_annotate(staged, std, cfg, read.n_candidates)
+        times["annotate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        dec = stage_decide(staged, std, cfg, read, datasets_root)
+        times["decide"] = time.perf_counter() - t
+        t = time.perf_counter()
+        stats = dataset_stats(read, dec)
+        outcome = stage_validate(staged, std, cfg, stats, data_docs)
+        times["validate"] = time.perf_counter() - t
+        manifest = build_manifest(std, cfg, read, dec, stats, outcome, times)
+        t = time.perf_counter()
+        path, created = stage_publish(staged, manifest, outcome, datasets_root)
+        times["publish"] = time.perf_counter() - t
     except BaseException:
         staged.discard()
         raise
+    return report_from_manifest(path, created, outcome, times)
+
+
+def report_from_manifest(path: Path, created: bool, outcome, times: dict) -> IngestReport:
+    m = load_manifest(path)
+    c = m["counts"]
     return IngestReport(
-        version_id,
+        m["version_id"],
         path,
         created,
-        n_input,
-        n_accepted,
-        n_quarantined,
-        reasons,
-        langs,
-        accepted_bytes,
+        c["input"],
+        c["accepted"],
+        c["quarantined"],
+        Counter(c["reasons"]),
+        Counter(c["langs"]),
+        c["accepted_bytes"],
         outcome,
+        times,
+        c.get("input_bytes", 0),
     )
 
 
@@ -216,11 +494,3 @@ def iter_texts(version_path: Path, split: Callable[[str], bool] | None = None):
             for h, t in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
                 if split is None or split(h):
                     yield h, t
-
-
-def remove_rejected(datasets_root: Path) -> None:
-    for p in datasets_root.glob(".rejected-*"):
-        shutil.rmtree(p, ignore_errors=True)
-
-
-__all__ = ["IngestReport", "ingest", "iter_texts", "load_manifest", "remove_rejected"]

@@ -146,6 +146,14 @@ class NearDedupIndex:
         sig = self.signature(shingle_hashes(text, lang, self.ngram))
         return LeanMinHash(seed=self.seed, hashvalues=sig, scheme=SCHEME)
 
+    def from_signature(self, sig: np.ndarray) -> LeanMinHash:
+        """A MinHash from a stored uint32 signature (as computed by :meth:`signature`)."""
+        return LeanMinHash(seed=self.seed, hashvalues=sig, scheme=SCHEME)
+
+    def items(self):
+        """(key, signature) pairs, in insertion order."""
+        return zip(self._keys, self._sigs, strict=True)
+
     def add(self, key: str, mh: MinHash) -> None:
         """Index ``mh`` under ``key``; a key can be added only once."""
         if not isinstance(key, str):

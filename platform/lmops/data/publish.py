@@ -42,19 +42,32 @@ class _BufferedWriter:
         if len(self.buffer) >= BATCH_ROWS:
             self.flush()
 
-    def flush(self) -> None:
-        if not self.buffer:
-            return
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Write an Arrow batch as is (after any buffered rows)."""
+        self.flush()
+        self._ensure_writer()
+        self.writer.write_batch(batch)
+        self._rotate(batch.num_rows)
+
+    def _ensure_writer(self) -> None:
         if self.writer is None:
             name = f"{self.stem}-{len(self.files):05d}.parquet"
             self.files.append(name)
             self.writer = pq.ParquetWriter(self.folder / name, self.schema, compression="zstd")
-        self.writer.write_batch(pa.RecordBatch.from_pylist(self.buffer, schema=self.schema))
-        self.rows_in_file += len(self.buffer)
-        self.buffer = []
+
+    def _rotate(self, rows: int) -> None:
+        self.rows_in_file += rows
         if self.rows_in_file >= self.rows_per_file:
             self.writer.close()
             self.writer, self.rows_in_file = None, 0
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        self._ensure_writer()
+        self.writer.write_batch(pa.RecordBatch.from_pylist(self.buffer, schema=self.schema))
+        rows, self.buffer = len(self.buffer), []
+        self._rotate(rows)
 
     def close(self) -> list[str]:
         self.flush()

@@ -48,7 +48,12 @@ def _split_suffix(path: str) -> tuple[str, str | None]:
 
 
 def expand_sources(sources: list[str]) -> list[str]:
-    """Files behind each source (folders recursively, sorted); a missing source is an error."""
+    """Files behind each source (folders recursively, sorted); a missing source is an error.
+
+    Inside a folder, files of an unknown format are returned too: the reader turns
+    each into one quarantine row (``parse:unknown_format``), so nothing is skipped
+    silently. A file named directly must have a known format.
+    """
     files: list[str] = []
     for src in sources:
         if "://" in src:
@@ -57,8 +62,7 @@ def expand_sources(sources: list[str]) -> list[str]:
                 raise SourceError(f"source {src} does not exist; check the URL")
             proto = src.split("://", 1)[0]
             if fs.isdir(root):
-                found = sorted(p for p in fs.find(root) if _split_suffix(p)[0] in KNOWN)
-                files.extend(f"{proto}://{p}" for p in found)
+                files.extend(f"{proto}://{p}" for p in sorted(fs.find(root)))
             else:
                 files.append(src)
             continue
@@ -69,12 +73,10 @@ def expand_sources(sources: list[str]) -> list[str]:
             raise SourceError(f"source {src} is not readable (permission denied); fix its mode")
         if p.is_dir():
             found = sorted(
-                str(f)
-                for f in p.rglob("*")
-                if f.is_file() and not f.name.startswith(".") and _split_suffix(f.name)[0] in KNOWN
+                str(f) for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
             )
             if not found:
-                raise SourceError(f"folder {src} holds no file lmops can read ({', '.join(KNOWN)})")
+                raise SourceError(f"folder {src} holds no files")
             files.extend(found)
         else:
             if _split_suffix(p.name)[0] not in KNOWN:
@@ -116,6 +118,7 @@ def _preview(raw: bytes | str) -> str:
 
 
 def read_jsonl(path: str) -> Iterator[RawItem]:
+    lineno = 0
     with _open_binary(path) as fh:
         try:
             for lineno, raw in enumerate(fh, start=1):
@@ -135,7 +138,7 @@ def read_jsonl(path: str) -> Iterator[RawItem]:
                     continue
                 yield RawItem(path, lineno, obj, "")
         except (EOFError, OSError) as e:  # truncated gzip / zstd stream
-            raise SourceError(f"{path}: compressed stream is truncated or corrupt ({e})") from None
+            yield RawItem(path, lineno + 1, None, "", f"truncated_stream:{type(e).__name__}")
 
 
 def read_text(path: str, mode: str) -> Iterator[RawItem]:
@@ -167,7 +170,8 @@ def read_parquet(path: str) -> Iterator[RawItem]:
     try:
         pf = pq.ParquetFile(fsspec.open(path, "rb").open())
     except Exception as e:  # pyarrow raises several types for non-Parquet bytes
-        raise SourceError(f"{path}: not a readable Parquet file ({e})") from None
+        yield RawItem(path, 0, None, str(e)[:200], "bad_parquet")
+        return
     row = 0
     for batch in pf.iter_batches(batch_size=1024):
         for rec in batch.to_pylist():
@@ -192,9 +196,29 @@ def read_csv(path: str) -> Iterator[RawItem]:
             raise SourceError(f"{path}: malformed CSV at line {reader.line_num} ({e})") from None
 
 
+_CONTROL_BYTES = bytes(set(range(32)) - {9, 10, 13})
+
+
+def _looks_binary(path: str) -> bool:
+    """An uncompressed text-format file whose first 8 KiB are >10% control bytes.
+
+    A stray NUL in one line is that line's problem (``parse:nul_bytes``); a file
+    that is mostly control bytes is not text at all and is quarantined whole.
+    """
+    if _split_suffix(path)[1] or _split_suffix(path)[0] == ".parquet":
+        return False
+    with _open_binary(path) as fh:
+        head = fh.read(8192)
+    return bool(head) and len(head.translate(None, _CONTROL_BYTES)) < 0.9 * len(head)
+
+
 def read_source_file(path: str, text_mode: str = "paragraph") -> Iterator[RawItem]:
-    """Dispatch on the file's suffix (after any compression suffix)."""
+    """Dispatch on the file's suffix; unknown or binary files become one quarantine item."""
     suffix, _ = _split_suffix(path)
+    if suffix not in KNOWN:
+        return iter([RawItem(path, 0, None, "", f"unknown_format:{suffix or 'none'}")])
+    if _looks_binary(path):
+        return iter([RawItem(path, 0, None, "", "binary_file")])
     if suffix in JSONL_SUFFIXES:
         return read_jsonl(path)
     if suffix == ".parquet":

@@ -1,15 +1,17 @@
-"""Great Expectations as the data standard.
+"""Great Expectations as the data standard's judge and report.
 
-Per-document metrics (computed in our own code, which is far faster than
-expectations over raw text) and one row of dataset-level statistics are
-validated against the versioned suite in ``expectations/``. GX is the judge and
-the report; a failure stops the ingest before anything trains on the data.
+Per-document metrics (computed in our own code, far faster than expectations
+over raw text) and one row of dataset statistics are validated against the
+versioned suite in ``expectations/`` plus expectations derived from the standard
+file. A failure stops the ingest before anything trains on the data. Data Docs
+HTML is built into the version folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ class ValidationOutcome:
     suite: str
     evaluated: int
     failures: list[str] = field(default_factory=list)
+    data_docs: str | None = None
 
     def summary(self) -> str:
         head = (
@@ -32,31 +35,45 @@ class ValidationOutcome:
         return head if self.success else head + "; failed: " + "; ".join(self.failures)
 
 
-def load_suite(name: str = "corpus_v1") -> dict:
-    return json.loads((SUITE_DIR / f"{name}.json").read_text(encoding="utf-8"))
+def load_suite(name: str) -> dict:
+    return json.loads((SUITE_DIR / f"{name.removeprefix('lmops_')}.json").read_text("utf-8"))
 
 
-def _validate_frame(context, name: str, frame, expectations: list[dict]):
-    import great_expectations as gx
-    from great_expectations.expectations.expectation_configuration import (
-        ExpectationConfiguration,
-    )
-
-    asset = context.data_sources.add_pandas(f"lmops_{name}").add_dataframe_asset(name)
-    batch = asset.add_batch_definition_whole_dataframe("all")
-    suite = context.suites.add(
-        gx.ExpectationSuite(
-            name=name,
-            expectations=[
-                ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"]).to_domain_obj()
-                for e in expectations
-            ],
+def expectations_for(std, lang_mix: dict, stats: dict) -> tuple[list[dict], list[dict]]:
+    """The suite's static expectations plus those whose values the standard defines."""
+    suite = load_suite(std.expectation_suite)
+    docs = list(suite["documents"]) + [
+        {
+            "type": "expect_column_values_to_be_in_set",
+            "kwargs": {"column": "lang", "value_set": list(std.allowed_langs)},
+        },
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "lang_score", "min_value": std.min_lang_score},
+        },
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {
+                "column": "toxicity",
+                "max_value": std.toxicity_threshold,
+                "strict_max": True,
+            },
+        },
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "pii_hits", "max_value": std.max_pii_hits},
+        },
+    ]
+    dataset = list(suite["dataset"])
+    for lang, (lo, hi) in sorted(lang_mix.items()):
+        stats.setdefault(f"share_{lang}", 0.0)
+        dataset.append(
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": f"share_{lang}", "min_value": lo, "max_value": hi},
+            }
         )
-    )
-    vd = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{name}_validation", data=batch, suite=suite)
-    )
-    return vd.run(batch_parameters={"dataframe": frame})
+    return docs, dataset
 
 
 def _failure_line(res) -> str:
@@ -66,21 +83,79 @@ def _failure_line(res) -> str:
     return f"{cfg.type}({col}) observed {detail}"
 
 
-def validate_dataset(doc_metrics, dataset_stats: dict, suite_name: str = "corpus_v1"):
-    """Validate per-document metrics and dataset statistics; return the outcome."""
+def validate_dataset(
+    doc_metrics,
+    dataset_stats: dict,
+    std,
+    lang_mix: dict | None = None,
+    docs_dir: Path | None = None,
+) -> ValidationOutcome:
+    """Validate per-document metrics and dataset statistics; optionally build Data Docs."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     import pandas as pd
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
 
-    suite = load_suite(suite_name)
+    stats = dict(dataset_stats)
+    doc_exp, ds_exp = expectations_for(std, lang_mix or {}, stats)
+    name = load_suite(std.expectation_suite)["name"]
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
-    outcome = ValidationOutcome(True, suite["name"], 0)
-    for part, frame in (("documents", doc_metrics), ("dataset", pd.DataFrame([dataset_stats]))):
-        result = _validate_frame(context, f"{suite['name']}_{part}", frame, suite[part])
-        for res in result.results:
-            outcome.evaluated += 1
-            if not res.success:
-                outcome.success = False
-                outcome.failures.append(_failure_line(res))
+    site_dir = None
+    if docs_dir is not None:
+        site_dir = docs_dir.with_name(docs_dir.name + ".build")
+        context.add_data_docs_site(
+            site_name="lmops",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(site_dir),
+                },
+            },
+        )
+    source = context.data_sources.add_pandas("lmops")
+    definitions, frames = [], {}
+    for part, frame, exps in (
+        ("documents", doc_metrics, doc_exp),
+        ("dataset", pd.DataFrame([stats]), ds_exp),
+    ):
+        batch = source.add_dataframe_asset(part).add_batch_definition_whole_dataframe(part)
+        suite = context.suites.add(
+            gx.ExpectationSuite(
+                name=f"{name}.{part}",
+                expectations=[
+                    ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"]).to_domain_obj()
+                    for e in exps
+                ],
+            )
+        )
+        definitions.append(
+            context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"{name}.{part}", data=batch, suite=suite)
+            )
+        )
+        frames[part] = frame
+    outcome = ValidationOutcome(True, name, 0)
+    for vd in definitions:
+        actions = []
+        if site_dir is not None:
+            actions = [gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["lmops"])]
+        cp = context.checkpoints.add(
+            gx.Checkpoint(name=f"cp.{vd.name}", validation_definitions=[vd], actions=actions)
+        )
+        result = cp.run(batch_parameters={"dataframe": frames[vd.name.rsplit(".", 1)[1]]})
+        for run in result.run_results.values():
+            for res in run.results:
+                outcome.evaluated += 1
+                if not res.success:
+                    outcome.success = False
+                    outcome.failures.append(_failure_line(res))
+    if site_dir is not None:
+        shutil.rmtree(docs_dir, ignore_errors=True)
+        site_dir.rename(docs_dir)
+        outcome.data_docs = str(docs_dir / "index.html")
     return outcome
