@@ -10,7 +10,7 @@ CONFIG ?= cpu
 ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all lint format ui services clean
+.PHONY: install run test test-services test-all lint format ui services services-down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Needs the real services: `make services` and their variables in the environment.
+test-services: install
+	$(BIN)/python -m pytest -m services $(PYTEST_ARGS)
+
 test-all: install
 	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
 
@@ -40,6 +44,12 @@ format: install
 
 ui: install
 	$(BIN)/lmops ui
+
+services: install
+	$(BIN)/lmops services up
+
+services-down: install
+	$(BIN)/lmops services down
 
 clean:
 	rm -rf .lmops

@@ -57,6 +57,13 @@ def log_and_register(
     from mlflow.models import infer_signature
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
+    run_id = mlflow.active_run().info.run_id
+    existing = MlflowClient().search_model_versions(
+        f"name = '{model_name}' and run_id = '{run_id}'"
+    )
+    if existing:  # a retried task whose first attempt registered before losing the reply
+        mv = max(existing, key=lambda v: int(v.version))
+        return mv.source, str(mv.version)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir))
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
     signature = infer_signature(["The function returns"], ["a value"], params=INFERENCE_PARAMS)

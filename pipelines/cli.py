@@ -8,7 +8,9 @@ printed as one line with what to do next; exit codes are non-zero, never a trace
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,6 +29,11 @@ config_app = typer.Typer(help="Inspect run configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 data_app = typer.Typer(help="Inspect published dataset versions.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+services_app = typer.Typer(
+    help="Local real services: PostgreSQL, MLflow, Prefect, Ray.", no_args_is_help=True
+)
+app.add_typer(services_app, name="services")
+REPO = Path(__file__).resolve().parent.parent
 console = Console(stderr=False)
 err = Console(stderr=True)
 
@@ -105,6 +112,15 @@ def run(
 
 def _print_summary(r) -> None:
     ds, tr, ev, pr = r.dataset, r.trained, r.evaluation, r.promotion
+    if r.cached:
+        console.print(
+            f"[bold]cache hit[/]: dataset {ds.version_id} (input {ds.input} = accepted "
+            f"{ds.accepted} + quarantined {ds.quarantined}), config and code are "
+            f"unchanged since {pr.model_name} v{pr.version}; ingest and training "
+            "skipped."
+        )
+        console.print(f"@{pr.alias}: {'held by' if pr.promoted else 'not given to'} v{pr.version}")
+        return
     t = Table(title="lmops pipeline", show_lines=False)
     for col in ("stage", "result", "seconds"):
         t.add_column(col)
@@ -240,6 +256,65 @@ def data_diff(
     for side in ("a", "b"):
         for p in d[f"sources_only_in_{side}"]:
             console.print(f"source only in {side}: {p}")
+
+
+def _services(action: str) -> None:
+    script = REPO / "infra" / "local" / "services.sh"
+    if not script.exists():
+        raise LmopsError(f"{script} is missing: `lmops services` needs a source checkout")
+    from lmops.home import home
+
+    env = {
+        **os.environ,
+        "LMOPS_HOME": str(home().root),
+        "LMOPS_VENV_BIN": str(Path(sys.executable).parent),
+    }
+    code = subprocess.run(["bash", str(script), action], env=env).returncode
+    if code:
+        raise LmopsError(f"`services {action}` failed (exit {code}); logs are in {home().logs}")
+
+
+@services_app.command("up")
+def services_up() -> None:
+    """Start PostgreSQL, the MLflow server, a Ray head + worker, Prefect server + worker."""
+    _services("up")
+
+
+@services_app.command("down")
+def services_down() -> None:
+    """Stop every local service cleanly."""
+    _services("down")
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """Health-check each service."""
+    _services("status")
+
+
+@services_app.command("env")
+def services_env() -> None:
+    """Print the variables that point lmops at the services (source them in a shell)."""
+    _services("env")
+
+
+@app.command()
+def schedule() -> None:
+    """Register prefect.yaml's deployments (nightly ingest, weekly train) on the Prefect server."""
+    if not os.environ.get("PREFECT_API_URL"):
+        raise LmopsError(
+            "schedules need a Prefect server: run `lmops services up`, then "
+            "`set -a; source .lmops/services.env; set +a` and retry"
+        )
+    env = {**os.environ, "LMOPS_REPO": str(REPO)}
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    code = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env).returncode
+    if code:
+        raise LmopsError(f"`prefect deploy --all` failed (exit {code}); see its output above")
+    console.print(
+        "deployments registered: lmops-nightly-ingest/nightly-ingest (0 2 * * *), "
+        "lmops-weekly-train/weekly-train (0 4 * * 0)"
+    )
 
 
 @app.command()

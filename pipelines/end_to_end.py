@@ -15,8 +15,10 @@ from pydantic import BaseModel
 from lmops.config import RunConfig
 from lmops.home import home
 from lmops.tracking import configure_mlflow
+from pipelines.cache import cached_version, train_cache_key
 from pipelines.evaluate import EvalResult, evaluate_flow
 from pipelines.ingest import DatasetVersion, ingest_flow
+from pipelines.notify import notify_failure
 from pipelines.promote import Promotion, promote_flow
 from pipelines.train import TrainedModel, train_flow
 
@@ -24,15 +26,16 @@ from pipelines.train import TrainedModel, train_flow
 class PipelineResult(BaseModel):
     config: str
     dataset: DatasetVersion
-    trained: TrainedModel
-    evaluation: EvalResult
+    trained: TrainedModel | None  # None on a training cache hit
+    evaluation: EvalResult | None
     promotion: Promotion
+    cached: bool = False
     stage_seconds: dict[str, float]
     tracking_uri: str
     experiment: str
 
 
-@flow(name="lmops-pipeline")
+@flow(name="lmops-pipeline", on_failure=[notify_failure], on_crashed=[notify_failure])
 def pipeline_flow(config: RunConfig, sources: list[str] | None = None) -> PipelineResult:
     """Run every stage in order; each stage is a subflow with its own Prefect run."""
     configure_mlflow(home(), config.registry.experiment)
@@ -45,9 +48,13 @@ def pipeline_flow(config: RunConfig, sources: list[str] | None = None) -> Pipeli
         return out
 
     ds = timed("ingest + validate", ingest_flow, config, sources)
+    key = train_cache_key(config, ds.version_id)
+    hit = cached_version(config.registry.model_name, key)
+    if hit is not None:
+        return _cache_hit(config, ds, hit, times)
     trained = timed("tokenize + train", train_flow, config, ds)
     ev = timed("evaluate", evaluate_flow, config, trained)
-    promo = timed("register + gate", promote_flow, config, ds, trained, ev)
+    promo = timed("register + gate", promote_flow, config, ds, trained, ev, key)
     create_markdown_artifact(
         key="pipeline-summary",
         markdown="# lmops pipeline\n\n| stage | seconds |\n|---|---|\n"
@@ -62,6 +69,40 @@ def pipeline_flow(config: RunConfig, sources: list[str] | None = None) -> Pipeli
         trained=trained,
         evaluation=ev,
         promotion=promo,
+        stage_seconds=times,
+        tracking_uri=home().tracking_uri,
+        experiment=config.registry.experiment,
+    )
+
+
+def _cache_hit(config: RunConfig, ds: DatasetVersion, mv, times: dict) -> PipelineResult:
+    """Nothing changed since version ``mv``: report it instead of training again."""
+    alias = "staging"
+    promoted = mv.tags.get(f"lmops.gate.{alias}") == "passed"
+    create_markdown_artifact(
+        key="pipeline-summary",
+        markdown=(
+            f"# lmops pipeline: cache hit\n\nDataset `{ds.version_id}`, config digest "
+            f"`{config.digest()}` and code commit are unchanged since "
+            f"`{mv.name}` v{mv.version} (run `{mv.run_id}`).\n\n"
+            "**Ingest and training were skipped.**\n"
+        ),
+    )
+    promo = Promotion(
+        model_name=mv.name,
+        version=str(mv.version),
+        model_uri=f"models:/{mv.name}/{mv.version}",
+        alias=alias,
+        promoted=promoted,
+        reasons=[f"cache hit: v{mv.version} already built from these inputs"],
+    )
+    return PipelineResult(
+        config=config.name,
+        dataset=ds,
+        trained=None,
+        evaluation=None,
+        promotion=promo,
+        cached=True,
         stage_seconds=times,
         tracking_uri=home().tracking_uri,
         experiment=config.registry.experiment,

@@ -24,6 +24,7 @@ from lmops.data.publish import StagedVersion
 from lmops.data.rules import load_standard
 from lmops.home import home
 from lmops.progress import reporter
+from pipelines.notify import notify_failure
 from pipelines.retry import transient_io_only
 
 IO_RETRIES = dict(
@@ -180,7 +181,7 @@ def _to_model(rep: lib.IngestReport, sources: list[str]) -> DatasetVersion:
     )
 
 
-@flow(name="lmops-ingest", log_prints=False)
+@flow(name="lmops-ingest", on_failure=[notify_failure], on_crashed=[notify_failure])
 def ingest_flow(config: RunConfig, sources: list[str] | None = None) -> DatasetVersion:
     """Read → annotate → decide → validate (GX) → publish, with the accounting checked."""
     resolved = resolve_sources(list(sources or config.data.sources))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mlflow
+from mlflow import MlflowClient
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
@@ -30,7 +31,11 @@ class Promotion(BaseModel):
 
 @task(name="register-model", retries=2, retry_delay_seconds=3, retry_condition_fn=transient_io_only)
 def register_stage(
-    config: RunConfig, ds: DatasetVersion, trained: TrainedModel, ev: EvalResult
+    config: RunConfig,
+    ds: DatasetVersion,
+    trained: TrainedModel,
+    ev: EvalResult,
+    cache_key: str = "",
 ) -> tuple[str, str, dict]:
     lineage = {
         "lmops.dataset_version": ds.version_id,
@@ -50,6 +55,8 @@ def register_stage(
         lineage,
     )
     evidence_tags = {f"lmops.{k.replace('/', '.')}": f"{v:.6g}" for k, v in ev.metrics.items()}
+    if cache_key:
+        evidence_tags["lmops.train_cache_key"] = cache_key
     with (
         reporter().task("register: logging model to MLflow"),
         mlflow.start_run(run_id=trained.run_id),
@@ -58,7 +65,25 @@ def register_stage(
         uri, version = log_and_register(
             trained.model_dir, config.registry.model_name, {**lineage, **evidence_tags}, card
         )
+    MlflowClient().update_model_version(
+        config.registry.model_name, version, description=version_description(ds, trained, ev)
+    )
     return uri, version, lineage
+
+
+def version_description(ds: DatasetVersion, trained: TrainedModel, ev: EvalResult) -> str:
+    """What a reviewer reads first on the version page in the MLflow UI."""
+    m = ev.metrics
+    sample = ev.samples[0] if ev.samples else {"prompt": "", "completion": ""}
+    return (
+        f"Trained on dataset `{ds.version_id}` ({ds.accepted} accepted, {ds.quarantined} "
+        f"quarantined; {ds.validation}) with tokenizer `{trained.tokenizer_id}` in run "
+        f"`{trained.run_id}`.\n\nHeld-out perplexity **{m['eval/perplexity']:.2f}** over "
+        f"{m['eval/tokens_scored']:.0f} tokens; {m['eval/parameters']:.0f} parameters.\n\n"
+        f"Sample: `{sample['prompt']}` → `{sample['completion'][:120]!r}`\n\n"
+        "Gate decision and audit trail: tags `lmops.gate.*` and `lmops.audit.*`; "
+        "model card: run artifact `model_card.md`."
+    )
 
 
 @task(
@@ -102,8 +127,12 @@ def gate_stage(
 
 @flow(name="lmops-promote")
 def promote_flow(
-    config: RunConfig, dataset: DatasetVersion, trained: TrainedModel, evaluation: EvalResult
+    config: RunConfig,
+    dataset: DatasetVersion,
+    trained: TrainedModel,
+    evaluation: EvalResult,
+    cache_key: str = "",
 ) -> Promotion:
     """Register the candidate, decide on the gate policy, move the alias if it passed."""
-    uri, version, lineage = register_stage(config, dataset, trained, evaluation)
+    uri, version, lineage = register_stage(config, dataset, trained, evaluation, cache_key)
     return gate_stage(config, version, uri, lineage, trained, evaluation)

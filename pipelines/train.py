@@ -6,6 +6,7 @@ lmops run --config tiny     (this flow is one stage of the end-to-end pipeline)
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -63,6 +64,7 @@ def start_run(config: RunConfig, ds: DatasetVersion) -> str:
         exp_id,
         run_name=f"{config.name}-{ds.version_id}",
         tags={
+            "lmops.ray_address": os.environ.get("RAY_ADDRESS", "local"),
             "lmops.config": config.name,
             "lmops.config_digest": config.digest(),
             "lmops.dataset_version": ds.version_id,
@@ -147,7 +149,8 @@ def train_stage(config: RunConfig, run_id: str, tok_dir: str, token_dir: str) ->
     watcher = threading.Thread(
         target=_watch_steps, args=(run_id, config.train.max_steps, stop), daemon=True
     )
-    watcher.start()
+    if reporter().interactive:  # polling MLflow only pays when a person watches the bar
+        watcher.start()
     try:
         out = ray_train(
             config.model,
@@ -162,7 +165,8 @@ def train_stage(config: RunConfig, run_id: str, tok_dir: str, token_dir: str) ->
         )
     finally:
         stop.set()
-        watcher.join(timeout=5)
+        if watcher.is_alive():
+            watcher.join(timeout=5)
     tok.save_pretrained(str(out.model_dir))  # the model folder is self-contained
     return {
         "model_dir": str(out.model_dir),

@@ -13,12 +13,16 @@ from collections.abc import Iterator
 class Reporter:
     """No-op base: ``task`` yields an ``advance(completed)`` callable."""
 
+    interactive = False  # True when someone watches: worth polling for progress
+
     @contextlib.contextmanager
     def task(self, description: str, total: float | None = None) -> Iterator:
         yield lambda completed: None
 
 
 class RichReporter(Reporter):
+    interactive = True
+
     def __init__(self, console):
         self.console = console
 

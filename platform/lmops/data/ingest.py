@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from lmops.data.validate import ValidationOutcome, validate_dataset
 from lmops.errors import DataStandardError, SourceError
 
 CANDIDATE_ROWS = 20_000
+PII_COLUMNS = ("pii_email", "pii_cn_resident_id", "pii_credit_card", "pii_phone", "pii_ipv4")
 
 
 @dataclass
@@ -228,91 +230,125 @@ def stage_annotate(
 # --------------------------------------------------------------------------- stage 3
 
 
-def _previous_index(datasets_root: Path, std: Standard, exclude: str):
-    """MinHash index holding every published version's accepted documents."""
-    from lmops.data.near_dedup import NearDedupIndex
+def _previous_signatures(datasets_root: Path, std: Standard, exclude: str):
+    """(doc-hash keys, signature arrays) of every published version's accepted documents."""
+    keys, sigs = [], []
+    if std.against_previous:
+        for p in sorted(datasets_root.glob("ds-*/minhash_keys.npy")):
+            if p.parent.name != exclude:
+                keys.append(np.load(p))
+                sigs.append(np.load(p.with_name("minhash_sigs.npy"), mmap_mode="r"))
+    return keys, sigs
 
-    index = NearDedupIndex()
-    if not std.against_previous:
-        return index
-    for p in sorted(datasets_root.glob("ds-*/minhash.npz")):
-        if p.parent.name == exclude:
-            continue
-        for key, sig in NearDedupIndex.load(p).items():
-            if key not in index:
-                index.add(key, index.from_signature(sig))
-    return index
+
+def _key64(doc_hash: str) -> int:
+    return int(doc_hash[:16], 16)
 
 
 def stage_decide(
     staged: StagedVersion, std: Standard, cfg: DataConfig, read: ReadResult, datasets_root: Path
 ) -> DecideResult:
-    """Apply reasons and dedup in input order; write accepted shards and metrics."""
+    """Apply reasons, exact and near dedup in input order; write shards and metrics.
+
+    Two streaming passes over the annotated rows with the dedup decided in between on
+    flat arrays (``minhash_dedup``), so memory grows by tens of bytes per document.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from numpy.lib.format import open_memmap
 
-    from lmops.data.near_dedup import NearDedupIndex
+    from lmops.data.minhash_dedup import resolve
+    from lmops.data.near_dedup import BANDS, NUM_PERM, ROWS
     from lmops.data.schema import METRICS_SCHEMA
 
-    index = _previous_index(datasets_root, std, exclude=read.version_id)
-    new_index = NearDedupIndex()
-    content = hashlib.sha256()
+    files = sorted(staged.path.glob("annotated-*.parquet"))
+    n = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    prev_keys, prev_sigs = _previous_signatures(datasets_root, std, read.version_id)
+    n_prev = sum(len(k) for k in prev_keys)
+    sigs = open_memmap(
+        staged.path / "sigs.tmp.npy",
+        mode="w+",
+        dtype=np.uint32,
+        shape=(max(n_prev + n, 1), NUM_PERM),
+    )
+    at = 0
+    for block in prev_sigs:
+        sigs[at : at + len(block)] = block
+        at += len(block)
+    eligible = np.zeros(n_prev + n, dtype=bool)
+    eligible[:n_prev] = True
+    same_doc = np.zeros(n_prev + n, dtype=np.uint64)
+    same_doc[:n_prev] = [_key64(k) for keys in prev_keys for k in keys.astype(str)]
+    prev_names = np.concatenate(prev_keys).astype(str) if prev_keys else np.array([], str)
+
+    def rows():
+        for f in files:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=cfg.batch_rows):
+                yield from batch.to_pylist()
+
+    # Pass 1: what each row is, its content key and its signature.
+    for i, row in enumerate(rows(), start=n_prev):
+        same_doc[i] = _key64(row["doc_hash"])
+        if row["reason"] is None:
+            eligible[i] = True
+            if row["minhash"]:
+                sigs[i] = np.frombuffer(row["minhash"], dtype=np.uint32)
+    exact = np.zeros(n_prev + n, dtype=bool)
+    if std.exact_dedup:
+        cur = np.flatnonzero(eligible[n_prev:]) + n_prev
+        order = cur[np.argsort(same_doc[cur], kind="stable")]
+        exact[order[1:][same_doc[order[1:]] == same_doc[order[:-1]]]] = True
+    dup_of = np.full(n_prev + n, -1, dtype=np.int64)
+    if std.near_dedup:
+        dup_of = resolve(sigs, eligible & ~exact, n_prev, same_doc, BANDS, ROWS, std.min_jaccard)
+
+    # Pass 2: write the decisions in input order.
     metrics = _BufferedWriter(staged.path, "metrics", METRICS_SCHEMA, 10**12)
     reasons, langs, pii = Counter(), Counter(), Counter()
-    seen: set[bytes] = set()
-    n_acc = n_exact = n_near = acc_bytes = 0
+    content = hashlib.sha256()
+    kept = array("q")  # compact: 8 bytes per accepted document
+    kept_keys = bytearray()  # 40 bytes per accepted document
+    n_acc = acc_bytes = 0
     metric_cols = [f.name for f in METRICS_SCHEMA]
-    for f in sorted(staged.path.glob("annotated-*.parquet")):
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=cfg.batch_rows):
-            for row in batch.to_pylist():
-                why = row["reason"]
-                key = bytes.fromhex(row["doc_hash"])
-                if why is None and std.exact_dedup:
-                    if key in seen:
-                        why, n_exact = "dedup:exact", n_exact + 1
-                    seen.add(key)
-                if why is None and std.near_dedup and row["minhash"]:
-                    sig = np.frombuffer(row["minhash"], dtype=np.uint32)
-                    mh = index.from_signature(sig)
-                    # The same document in an earlier version is not a near duplicate:
-                    # versions are snapshots, so unchanged documents stay in.
-                    dups = [k for k in index.query(mh, std.min_jaccard) if k != row["doc_hash"]]
-                    if dups:
-                        why, n_near = f"dedup:near:{dups[0]}", n_near + 1
-                    else:
-                        if row["doc_hash"] not in index:
-                            index.add(row["doc_hash"], mh)
-                        new_index.add(row["doc_hash"], mh)
-                if why:
-                    reasons[reason_family(why)] += 1
-                    staged.quarantine.add(
-                        quarantine_row(row["file"], row["line"], why, row["record"])
-                    )
-                    continue
-                staged.accepted.add(
-                    {
-                        k: row[k]
-                        for k in ("id", "text", "source", "lang", "license", "meta", "doc_hash")
-                    }
-                )
-                metrics.add({k: row[k] for k in metric_cols})
-                content.update(
-                    f"{row['id']}\0{row['doc_hash']}\0{row['lang']}\0{row['source']}"
-                    f"\0{row['license']}\0{row['meta']}\0{row['text']}".encode()
-                )
-                langs[row["lang"]] += 1
-                for k in row:
-                    if k.startswith("pii_") and k != "pii_hits" and row[k]:
-                        pii[k[4:]] += row[k]
-                n_acc += 1
-                acc_bytes += len(row["text"].encode("utf-8"))
-        f.unlink()
+    for i, row in enumerate(rows(), start=n_prev):
+        why = row["reason"]
+        if why is None and exact[i]:
+            why = "dedup:exact"
+        elif why is None and dup_of[i] >= 0:
+            j = dup_of[i]
+            why = f"dedup:near:{prev_names[j] if j < n_prev else f'{int(same_doc[j]):016x}'}"
+        if why:
+            reasons[reason_family(why)] += 1
+            staged.quarantine.add(quarantine_row(row["file"], row["line"], why, row["record"]))
+            continue
+        staged.accepted.add(
+            {k: row[k] for k in ("id", "text", "source", "lang", "license", "meta", "doc_hash")}
+        )
+        metrics.add({k: row[k] for k in metric_cols})
+        content.update(
+            f"{row['id']}\0{row['doc_hash']}\0{row['lang']}\0{row['source']}"
+            f"\0{row['license']}\0{row['meta']}\0{row['text']}".encode()
+        )
+        langs[row["lang"]] += 1
+        for k in PII_COLUMNS:
+            if row[k]:
+                pii[k[4:]] += row[k]
+        kept.append(i)
+        kept_keys.extend(row["doc_hash"].encode())
+        n_acc += 1
+        acc_bytes += len(row["text"].encode("utf-8"))
     metrics.close()
     if not list(staged.path.glob("metrics-*.parquet")):
         pq.write_table(
             pa.Table.from_pylist([], schema=METRICS_SCHEMA), staged.path / "metrics-00000.parquet"
         )
-    new_index.save(staged.path / "minhash.npz")
+    _save_signatures(staged.path, sigs, np.asarray(kept, dtype=np.int64), bytes(kept_keys))
+    del sigs
+    (staged.path / "sigs.tmp.npy").unlink()
+    for f in files:
+        f.unlink()
+    n_exact = int(exact.sum())
+    n_near = int((dup_of[n_prev:] >= 0).sum())
     return DecideResult(
         read.version_id,
         content.hexdigest(),
@@ -324,6 +360,21 @@ def stage_decide(
         acc_bytes,
         dict(pii),
     )
+
+
+def _save_signatures(folder: Path, sigs, kept: np.ndarray, keys: bytes) -> None:
+    """This version's accepted documents' keys and signatures, for later versions' dedup."""
+    from numpy.lib.format import open_memmap
+
+    out = open_memmap(
+        folder / "minhash_sigs.npy", mode="w+", dtype=np.uint32, shape=(len(kept), sigs.shape[1])
+    )
+    for start in range(0, len(kept), 65536):
+        chunk = kept[start : start + 65536]
+        out[start : start + len(chunk)] = sigs[chunk]
+    out.flush()
+    del out
+    np.save(folder / "minhash_keys.npy", np.frombuffer(keys, dtype="S40"))
 
 
 # --------------------------------------------------------------------------- stages 4, 5

@@ -43,7 +43,7 @@ SUPPORTED_LANGUAGES = (
     "PORTUGUESE",
     "ITALIAN",
 )
-MAX_CHARS = 2000
+MAX_CHARS = 1000
 UNKNOWN = "und"
 # Han share of the letters above which a kana- and hangul-free text is called Chinese.
 _HAN_FAST_PATH_SHARE = 0.7
@@ -64,7 +64,12 @@ def _get_detector():
                 from lingua import Language, LanguageDetectorBuilder
 
                 langs = [getattr(Language, name) for name in SUPPORTED_LANGUAGES]
-                _detector = LanguageDetectorBuilder.from_languages(*langs).build()
+                # Low-accuracy mode uses trigrams only: ~3x faster, and lingua documents
+                # it as reliable for texts over ~120 characters, which documents are
+                # (shorter ones are quarantined by the length rule first).
+                _detector = (
+                    LanguageDetectorBuilder.from_languages(*langs).with_low_accuracy_mode().build()
+                )
     return _detector
 
 

@@ -20,7 +20,7 @@ Language handling (``lang`` is an ISO 639-1 code; region suffixes are ignored):
 
 * ``en``: every rule, thresholds :data:`EN_DEFAULTS` (datatrove's FineWeb defaults).
 * ``zh``/``cmn``: :data:`ZH_DEFAULTS` (FineWeb-2 ``cmn_Hani`` + ChineseWebText); words
-  come from jieba because Chinese has no spaces, n-grams are n-grams of jieba words.
+  come from jieba (jieba-rs) because Chinese has no spaces; n-grams are of jieba words.
 * languages written without spaces (``ja``, ``th``, ``lo``, ``km``, ``my``, ``bo``):
   whitespace "words" are whole clauses there, so every word-based rule (word count,
   mean word length, '#'/ellipsis per word, letter share, stop words, n-gram repetition,
@@ -35,12 +35,12 @@ from __future__ import annotations
 import dataclasses
 import re
 import string
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
 
 import numpy as np
+import rjieba
 
 __all__ = [
     "EN_DEFAULTS",
@@ -240,22 +240,15 @@ def thresholds_for(lang: str) -> QualityThresholds:
 
 # --------------------------------------------------------------------------- jieba
 
-_jieba_lock = threading.Lock()
-_jieba_lcut = None
-
 
 def _zh_words(text: str) -> list[str]:
-    """jieba words without whitespace tokens; jieba is loaded once, on first use."""
-    global _jieba_lcut
-    if _jieba_lcut is None:
-        with _jieba_lock:
-            if _jieba_lcut is None:
-                import jieba
+    """jieba words without whitespace tokens.
 
-                jieba.setLogLevel(60)
-                jieba.initialize()
-                _jieba_lcut = jieba.lcut
-    return [w for w in _jieba_lcut(text) if not w.isspace()]
+    ``rjieba`` is jieba-rs: the same dictionary and HMM segmentation as Python
+    jieba (identical output on our tests) at ~20x the speed; segmentation was
+    about half of the whole ingest's CPU time on Chinese text with Python jieba.
+    """
+    return [w for w in rjieba.cut(text) if not w.isspace()]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import ftfy
+from ftfy.badness import is_bad
 
 from lmops.data.schema import FINETUNE_FIELDS, PRETRAIN_FIELDS
 
@@ -40,7 +41,11 @@ def normalise(text: str) -> str:
     ftfy's ``normalization`` is switched off and NFC applied separately: its NFKC
     would fold full-width CJK punctuation, which Chinese text must keep.
     """
-    fixed = ftfy.fix_text(text, normalization=None) if not text.isascii() else text
+    # ftfy only where its badness heuristic sees mojibake: a cheap regex, while
+    # fix_text on clean CJK text cost ~12% of the whole ingest.
+    fixed = text
+    if not text.isascii() and is_bad(text):
+        fixed = ftfy.fix_text(text, normalization=None)
     fixed = unicodedata.normalize("NFC", fixed)
     fixed = _CONTROL.sub("", fixed).replace("\r\n", "\n").replace("\r", "\n")
     return fixed.strip()

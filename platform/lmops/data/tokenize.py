@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
 from lmops.data.ingest import iter_texts
 
-ENCODE_BATCH = 512
+ENCODE_BATCH = 2048  # large batches keep the Rust thread pool busy
 
 
 def is_validation(doc_hash: str, fraction: float) -> bool:
@@ -38,30 +38,39 @@ class TokenShards:
         return np.memmap(self.folder / f"{split}.bin", dtype=self.dtype, mode="r")
 
 
-def _write_split(version: Path, tok, out: Path, keep: Callable[[str], bool], dtype) -> int:
+def _write_splits(version: Path, tok, folder: Path, val_fraction: float, dtype) -> dict:
+    """One pass over the version: encode batches, append each document to its split."""
     eos = tok.eos_token_id
-    total = 0
+    backend = tok.backend_tokenizer
+    totals = {"train": 0, "val": 0}
+    files = {s: (folder / f"{s}.bin").open("wb") for s in totals}
     batch: list[str] = []
-    with out.open("wb") as fh:
+    sides: list[str] = []
 
-        def flush() -> int:
-            enc = tok.backend_tokenizer.encode_batch(batch, add_special_tokens=False)
-            ids = np.fromiter(
-                (i for e in enc for i in (*e.ids, eos)),
-                dtype=dtype,
-                count=sum(len(e.ids) + 1 for e in enc),
-            )
-            ids.tofile(fh)
-            return len(ids)
+    def flush() -> None:
+        enc = backend.encode_batch(batch, add_special_tokens=False)
+        for side in totals:
+            ids = [e.ids for e, s in zip(enc, sides, strict=True) if s == side]
+            if not ids:
+                continue
+            n = sum(map(len, ids)) + len(ids)
+            arr = np.fromiter(chain.from_iterable(i + [eos] for i in ids), dtype=dtype, count=n)
+            arr.tofile(files[side])
+            totals[side] += n
 
-        for _, text in iter_texts(version, keep):
+    try:
+        for h, text in iter_texts(version):
             batch.append(text)
+            sides.append("val" if is_validation(h, val_fraction) else "train")
             if len(batch) >= ENCODE_BATCH:
-                total += flush()
-                batch = []
+                flush()
+                batch, sides = [], []
         if batch:
-            total += flush()
-    return total
+            flush()
+    finally:
+        for fh in files.values():
+            fh.close()
+    return totals
 
 
 def build_token_shards(
@@ -80,12 +89,8 @@ def build_token_shards(
     tmp = root / f".tmp-{folder.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    n_val = _write_split(
-        version, tok, tmp / "val.bin", lambda h: is_validation(h, val_fraction), dtype
-    )
-    n_train = _write_split(
-        version, tok, tmp / "train.bin", lambda h: not is_validation(h, val_fraction), dtype
-    )
+    totals = _write_splits(version, tok, tmp, val_fraction, dtype)
+    n_train, n_val = totals["train"], totals["val"]
     meta = {
         "dtype": dtype,
         "train_tokens": n_train,

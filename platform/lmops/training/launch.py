@@ -6,26 +6,13 @@ GPUs: only ``TrainConfig`` (workers, GPU, strategy) changes.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from lmops.config import ModelConfig, TrainConfig
 from lmops.errors import LmopsError
-
-# Variables the Ray workers need to behave like the driver.
-_PROPAGATE = (
-    "LMOPS_HOME",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "HF_HUB_OFFLINE",
-    "MLFLOW_DISABLE_TELEMETRY",
-    "LMOPS_FAULT_AT_STEP",
-    "TOKENIZERS_PARALLELISM",
-    "RAY_TRAIN_V2_ENABLED",
-)
+from lmops.ray_runtime import ensure_ray
 
 
 @dataclass(frozen=True)
@@ -35,23 +22,6 @@ class TrainOutcome:
     checkpoint_path: str
     num_workers: int
     used_gpu: bool
-
-
-def ensure_ray() -> None:
-    """Connect to ``RAY_ADDRESS`` or start local Ray, once per process."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    env = {k: os.environ[k] for k in _PROPAGATE if k in os.environ}
-    ray.init(
-        address=os.environ.get("RAY_ADDRESS") or None,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=True,
-        logging_level="ERROR",
-        runtime_env={"env_vars": env},
-    )
 
 
 def _wants_gpu(setting: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,11 +76,17 @@ def _mlflow_logger(cfg: dict, rank: int):
     def log(metrics: dict, step: int) -> None:
         ts = int(time.time() * 1000)
         batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
-        for attempt in range(5):  # the tracking server may restart mid-run
+        for attempt in range(6):  # the tracking server may be restarting: ~1 minute
             try:
                 client.log_batch(cfg["mlflow_run_id"], metrics=batch)
                 return
-            except Exception:
+            except Exception as e:
+                transient = isinstance(e, OSError) or "onnect" in str(e) or "503" in str(e)
+                if not transient or attempt == 5:
+                    print(
+                        f"lmops: metrics at step {step} not logged to MLflow: {e}", file=sys.stderr
+                    )
+                    return
                 time.sleep(2**attempt)
 
     return log

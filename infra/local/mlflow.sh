@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# MLflow tracking server on PostgreSQL, with proxied artifacts and basic-auth.
+source "$(dirname "$0")/common.sh"
+AUTH_INI="$SVC/mlflow_auth.ini"
+CREDS="$SVC/mlflow_admin_password"
+
+start() {
+  if pid_alive mlflow && status; then log "mlflow already up"; return 0; fi
+  for f in "$CREDS" "$SVC/mlflow_flask_secret"; do
+    [ -f "$f" ] || (umask 077; "$VENV_BIN/python" -c "import secrets; print(secrets.token_urlsafe(24))" >"$f")
+  done
+  umask 077
+  cat >"$AUTH_INI" <<INI
+[mlflow]
+default_permission = READ
+database_uri = postgresql://lmops@127.0.0.1:$PG_PORT/mlflow_auth
+admin_username = admin
+admin_password = $(cat "$CREDS")
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+INI
+  mkdir -p "$SVC/mlflow-artifacts"
+  MLFLOW_AUTH_CONFIG_PATH="$AUTH_INI" MLFLOW_DISABLE_TELEMETRY=true \
+    MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$SVC/mlflow_flask_secret")" setsid \
+    "$VENV_BIN/mlflow" server --app-name basic-auth \
+      --backend-store-uri "postgresql://lmops@127.0.0.1:$PG_PORT/mlflow" \
+      --artifacts-destination "$SVC/mlflow-artifacts" --serve-artifacts \
+      --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 2 \
+      >>"$LOGS/mlflow.log" 2>&1 &
+  echo $! >"$RUN/mlflow.pid"
+  wait_for mlflow 120 status
+  log "mlflow up on http://127.0.0.1:$MLFLOW_PORT (user admin, password in $CREDS)"
+}
+
+stop() { stop_pid mlflow; }
+
+status() { http_ok "http://127.0.0.1:$MLFLOW_PORT/health"; }
+
+"${1:-status}"

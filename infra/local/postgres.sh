@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# PostgreSQL for MLflow (tracking + auth) and Prefect: initdb into $LMOPS_HOME on first start.
+source "$(dirname "$0")/common.sh"
+DATA="$SVC/postgres"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u "$PG_USER" -- "$@"; else "$@"; fi; }
+
+start() {
+  if [ "$(id -u)" = 0 ] && ! id "$PG_USER" >/dev/null 2>&1; then
+    useradd --system --no-create-home "$PG_USER"
+  fi
+  if [ ! -f "$DATA/PG_VERSION" ]; then
+    mkdir -p "$DATA"; [ "$(id -u)" = 0 ] && chown "$PG_USER" "$DATA" "$SVC"
+    chmod 700 "$DATA"
+    as_pg "$PG_BIN/initdb" -D "$DATA" -U lmops --auth=trust --encoding=UTF8 >"$LOGS/postgres-init.log"
+  fi
+  [ "$(id -u)" = 0 ] && chown "$PG_USER" "$LOGS" && touch "$LOGS/postgres.log" && chown "$PG_USER" "$LOGS/postgres.log"
+  if ! as_pg "$PG_BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    as_pg "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOGS/postgres.log" -w -t 60 \
+      -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1" start >/dev/null
+  fi
+  for db in mlflow mlflow_auth prefect; do  # idempotent: "already exists" is fine
+    "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U lmops "$db" 2>/dev/null || true
+  done
+  log "postgres up on 127.0.0.1:$PG_PORT (data $DATA)"
+}
+
+stop() { [ -f "$DATA/PG_VERSION" ] && as_pg "$PG_BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true; }
+
+status() { as_pg "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT" >/dev/null 2>&1; }
+
+"${1:-status}"

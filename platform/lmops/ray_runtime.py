@@ -1,0 +1,41 @@
+"""One way to join Ray: ``RAY_ADDRESS`` (a cluster) or a local Ray, started once.
+
+Training and the Ray Data ingest path both call ``ensure_ray`` so that Ray workers
+always get the variables they need (MLflow credentials, LMOPS_HOME), whichever
+stage happens to start Ray first.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Variables the Ray workers need to behave like the driver.
+PROPAGATE = (
+    "LMOPS_HOME",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "HF_HUB_OFFLINE",
+    "MLFLOW_DISABLE_TELEMETRY",
+    "LMOPS_FAULT_AT_STEP",
+    "TOKENIZERS_PARALLELISM",
+    "RAY_TRAIN_V2_ENABLED",
+    "GX_ANALYTICS_ENABLED",
+)
+
+
+def ensure_ray() -> None:
+    """Connect to ``RAY_ADDRESS`` or start local Ray, once per process."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    env = {k: os.environ[k] for k in PROPAGATE if k in os.environ}
+    ray.init(
+        address=os.environ.get("RAY_ADDRESS") or None,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=True,
+        logging_level="ERROR",
+        runtime_env={"env_vars": env},
+    )
