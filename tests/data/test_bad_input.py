@@ -238,3 +238,13 @@ def test_other_language_and_toxic_and_pii_heavy(tmp_path):
     assert got[0] == "lang:not_allowed:fr"
     assert got[1].startswith("toxicity:score:")
     assert got[2] == "pii:too_many:6"
+
+
+def test_fsspec_url_source_and_compressed_jsonl(tmp_path):
+    import zstandard
+
+    raw = b"".join(json.dumps(good_doc(i)).encode() + b"\n" for i in range(950, 960))
+    (tmp_path / "remote").mkdir()
+    (tmp_path / "remote" / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(raw))
+    rep, _ = run(tmp_path, f"file://{tmp_path / 'remote'}")
+    assert rep.accepted == GOOD + 10

@@ -89,8 +89,16 @@ def expand_sources(sources: list[str]) -> list[str]:
 
 
 def _open_binary(path: str):
+    """A buffered binary stream of the file's (decompressed) bytes, line-iterable."""
     _, comp = _split_suffix(path)
     try:
+        if comp == "zstd":
+            # fsspec's zstd file has no readline; zstandard's reader under a buffer has.
+            import zstandard
+
+            raw = fsspec.open(path, "rb").open()
+            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+            return io.BufferedReader(reader, buffer_size=1 << 20)
         return fsspec.open(path, "rb", compression=comp).open()
     except PermissionError:
         raise SourceError(f"{path}: permission denied; fix its mode") from None

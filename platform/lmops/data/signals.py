@@ -18,6 +18,7 @@ from lmops.data.pii import KINDS as PII_KINDS
 from lmops.data.pii import redact
 from lmops.data.quality import quality_decision, quality_signals
 from lmops.data.rules import Standard
+from lmops.data.schema import CANDIDATE_SCHEMA
 from lmops.data.toxicity import toxicity_scores
 
 # Signals kept as columns (the rest of quality_signals is recomputable and large).
@@ -29,16 +30,10 @@ KEPT_SIGNALS = (
     "terminal_punct_lines_ratio",
 )
 
+# Stage 2 output: the candidate columns plus every signal and the reason.
 ANNOTATED_SCHEMA = pa.schema(
     [
-        ("id", pa.string()),
-        ("text", pa.string()),
-        ("source", pa.string()),
-        ("license", pa.string()),
-        ("meta", pa.string()),
-        ("file", pa.string()),
-        ("line", pa.int64()),
-        ("record", pa.string()),
+        *CANDIDATE_SCHEMA,
         ("doc_hash", pa.string()),
         ("lang", pa.string()),
         ("lang_score", pa.float64()),
