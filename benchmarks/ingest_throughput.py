@@ -67,7 +67,7 @@ def tokenization(version: Path, work: Path) -> dict:
     """lmops' token-shard build vs a bare ``encode_batch`` loop over the same texts."""
     from lmops.config import TokenizerConfig
     from lmops.data.ingest import iter_texts
-    from lmops.data.tokenize import build_token_shards
+    from lmops.data.tokenize import ENCODE_BATCH, build_token_shards
     from lmops.tokenizer import load_tokenizer, train_or_reuse
 
     folder, tok_id, _ = train_or_reuse(
@@ -132,6 +132,7 @@ def main() -> None:
     print(f"datatrove on {args.small_mb} MB ...", flush=True)
     dt = run_datatrove(corpora[args.small_mb], work, args.workers)
     print("tokenization ...", flush=True)
+    shutil.rmtree(out / "tok_work", ignore_errors=True)  # cached shards would time nothing
     tok = tokenization(Path(results[args.small_mb]["path"]), out / "tok_work")
 
     small, large = results[args.small_mb], results[args.mb]
