@@ -67,7 +67,7 @@ def tokenization(version: Path, work: Path) -> dict:
     """lmops' token-shard build vs a bare ``encode_batch`` loop over the same texts."""
     from lmops.config import TokenizerConfig
     from lmops.data.ingest import iter_texts
-    from lmops.data.tokenize import ENCODE_BATCH, build_token_shards
+    from lmops.data.tokenize import build_token_shards
     from lmops.tokenizer import load_tokenizer, train_or_reuse
 
     folder, tok_id, _ = train_or_reuse(
