@@ -67,7 +67,7 @@ def tokenization(version: Path, work: Path) -> dict:
     """lmops' token-shard build vs a bare ``encode_batch`` loop over the same texts."""
     from lmops.config import TokenizerConfig
     from lmops.data.ingest import iter_texts
-    from lmops.data.tokenize import build_token_shards
+    from lmops.data.tokenize import ENCODE_BATCH, build_token_shards
     from lmops.tokenizer import load_tokenizer, train_or_reuse
 
     folder, tok_id, _ = train_or_reuse(
@@ -80,10 +80,9 @@ def tokenization(version: Path, work: Path) -> dict:
     tok = load_tokenizer(folder).backend_tokenizer
     t = time.perf_counter()
     n_raw = 0
-    for i in range(0, len(texts), 512):
-        n_raw += sum(
-            len(e.ids) for e in tok.encode_batch(texts[i : i + 512], add_special_tokens=False)
-        )
+    for i in range(0, len(texts), ENCODE_BATCH):  # lmops' batch size: a like-for-like baseline
+        batch = texts[i : i + ENCODE_BATCH]
+        n_raw += sum(len(e.ids) for e in tok.encode_batch(batch, add_special_tokens=False))
     raw = time.perf_counter() - t
     t = time.perf_counter()
     shards = build_token_shards(version, folder, tok_id, 0.05, work / "tokens")
