@@ -8,7 +8,12 @@ import numpy as np
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up, then cosine decay to ``base_lr * min_ratio`` (nanoGPT's schedule)."""
+    """Linear warm-up, then cosine decay to ``base_lr * min_ratio`` (nanoGPT's schedule).
+
+    Written as a pure function of the step rather than a torch ``LRScheduler`` (such as
+    transformers' cosine-with-min-lr schedule): a resumed worker group needs no
+    scheduler state in the checkpoint to land on exactly the same learning rate.
+    """
     if step < warmup:
         return base_lr * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
