@@ -63,12 +63,24 @@ def pipeline_flow(config: RunConfig, sources: list[str] | None = None) -> Pipeli
         + ("promoted to" if promo.promoted else "NOT promoted to")
         + f" @{promo.alias}\n",
     )
+    return _result(config, ds, promo, times, trained, ev)
+
+
+def _result(
+    config: RunConfig,
+    ds: DatasetVersion,
+    promo: Promotion,
+    times: dict,
+    trained: TrainedModel | None = None,
+    ev: EvalResult | None = None,
+) -> PipelineResult:
     return PipelineResult(
         config=config.name,
         dataset=ds,
         trained=trained,
         evaluation=ev,
         promotion=promo,
+        cached=trained is None,
         stage_seconds=times,
         tracking_uri=home().tracking_uri,
         experiment=config.registry.experiment,
@@ -96,14 +108,4 @@ def _cache_hit(config: RunConfig, ds: DatasetVersion, mv, times: dict) -> Pipeli
         promoted=promoted,
         reasons=[f"cache hit: v{mv.version} already built from these inputs"],
     )
-    return PipelineResult(
-        config=config.name,
-        dataset=ds,
-        trained=None,
-        evaluation=None,
-        promotion=promo,
-        cached=True,
-        stage_seconds=times,
-        tracking_uri=home().tracking_uri,
-        experiment=config.registry.experiment,
-    )
+    return _result(config, ds, promo, times)

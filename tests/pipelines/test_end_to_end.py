@@ -68,3 +68,13 @@ def test_quarantine_accounting_in_manifest(tiny_run):
     counts = json.loads((version / "manifest.json").read_text())["counts"]
     assert counts["input"] == counts["accepted"] + counts["quarantined"]
     assert counts["quarantined"] > 0 and counts["reasons"]["dedup:exact"] >= 1
+
+
+def test_unchanged_rerun_is_a_cache_hit(tiny_run, registry):
+    from conftest import run_cli
+
+    home, _ = tiny_run
+    again = run_cli(["run", "--config", "tiny"], home)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "cache hit" in again.stdout and "training skipped" in again.stdout
+    assert len(registry.search_model_versions("name = 'lmops-tiny'")) == 1
