@@ -58,17 +58,17 @@ def resolve_sources(sources: list[str]) -> list[str]:
 
 
 @task(name="hash-sources", **IO_RETRIES)
-def hash_sources(sources: list[str], config: RunConfig) -> tuple[str, bool]:
-    """The version id of this input; True when that version is already published."""
-    files, hashes, _ = lib.hash_sources(sources)
-    vid = lib.version_id_for(load_standard(config.data), config.data, files, hashes)
-    return vid, (home().datasets / vid / "manifest.json").exists()
+def hash_sources(sources: list[str], config: RunConfig) -> tuple[lib.SourceSet, str, bool]:
+    """The hashed files, the version id of this input, and whether it is already published."""
+    src = lib.hash_sources(sources)
+    vid = lib.version_id_for(load_standard(config.data), config.data, src.files, src.hashes)
+    return src, vid, (home().datasets / vid / "manifest.json").exists()
 
 
 @task(name="read-and-check-schema", **IO_RETRIES)
-def read_stage(sources: list[str], config: RunConfig, staged: StagedVersion):
+def read_stage(src: lib.SourceSet, config: RunConfig, staged: StagedVersion):
     with reporter().task("ingest: records read") as advance:
-        return lib.stage_read(sources, config.data, load_standard(config.data), staged, advance)
+        return lib.stage_read(src, config.data, load_standard(config.data), staged, advance)
 
 
 @task(name="annotate-signals", cache_policy=NO_CACHE)
@@ -185,7 +185,7 @@ def _to_model(rep: lib.IngestReport, sources: list[str]) -> DatasetVersion:
 def ingest_flow(config: RunConfig, sources: list[str] | None = None) -> DatasetVersion:
     """Read → annotate → decide → validate (GX) → publish, with the accounting checked."""
     resolved = resolve_sources(list(sources or config.data.sources))
-    version_id, exists = hash_sources(resolved, config)
+    src, version_id, exists = hash_sources(resolved, config)
     if exists:
         rep = lib.report_from_manifest(home().datasets / version_id, False, None, {})
         ds = _to_model(rep, resolved)
@@ -195,7 +195,7 @@ def ingest_flow(config: RunConfig, sources: list[str] | None = None) -> DatasetV
     times: dict[str, float] = {}
     try:
         t = time.perf_counter()
-        read = read_stage(resolved, config, staged)
+        read = read_stage(src, config, staged)
         times["read"] = time.perf_counter() - t
         t = time.perf_counter()
         annotate_stage(staged, config, read.n_candidates)

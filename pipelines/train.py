@@ -173,6 +173,7 @@ def train_stage(config: RunConfig, run_id: str, tok_dir: str, token_dir: str) ->
         "metrics": out.metrics,
         "num_workers": out.num_workers,
         "used_gpu": out.used_gpu,
+        "vocab_size": len(tok),
     }
 
 
@@ -190,14 +191,13 @@ def train_flow(config: RunConfig, dataset: DatasetVersion) -> TrainedModel:
     client.log_metric(run_id, "train/seconds", time.perf_counter() - t0)
     client.log_metric(run_id, "data/train_tokens", n_train)
     client.log_metric(run_id, "data/val_tokens", n_val)
-    vocab = len(load_tokenizer(Path(tok_dir)))
     metrics = {k: float(v) for k, v in out["metrics"].items() if isinstance(v, (int, float))}
     return TrainedModel(
         run_id=run_id,
         model_dir=out["model_dir"],
         tokenizer_id=tok_id,
         token_dir=token_dir,
-        vocab_size=vocab,
+        vocab_size=out["vocab_size"],
         train_tokens=n_train,
         val_tokens=n_val,
         final_metrics=metrics,

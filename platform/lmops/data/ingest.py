@@ -134,7 +134,16 @@ def version_id_for(std: Standard, cfg: DataConfig, files: list[str], hashes: dic
     return "ds-" + h.hexdigest()[:16]
 
 
-def hash_sources(sources: list[str]) -> tuple[list[str], dict[str, str], int]:
+@dataclass(frozen=True)
+class SourceSet:
+    """The files behind the sources, hashed once: the version id and the read both use it."""
+
+    files: list[str]
+    hashes: dict[str, str]
+    total_bytes: int
+
+
+def hash_sources(sources: list[str]) -> SourceSet:
     files = expand_sources(sources)
     hashes, total = {}, 0
     for f in files:
@@ -143,11 +152,11 @@ def hash_sources(sources: list[str]) -> tuple[list[str], dict[str, str], int]:
         except PermissionError:
             raise SourceError(f"{f}: permission denied; fix its mode") from None
         total += size
-    return files, hashes, total
+    return SourceSet(files, hashes, total)
 
 
 def stage_read(
-    sources: list[str],
+    src: SourceSet,
     cfg: DataConfig,
     std: Standard,
     staged: StagedVersion,
@@ -156,7 +165,7 @@ def stage_read(
     """Parse every record and check it against schema v1; bad ones are quarantined."""
     from lmops.data.schema import CANDIDATE_SCHEMA
 
-    files, hashes, total = hash_sources(sources)
+    files, hashes, total = src.files, src.hashes, src.total_bytes
     out = _BufferedWriter(staged.path, "candidates", CANDIDATE_SCHEMA, CANDIDATE_ROWS)
     reasons: Counter = Counter()
     seen_ids: set[str] = set()
@@ -482,15 +491,15 @@ def ingest(
 ) -> IngestReport:
     """All five stages in one call (the Prefect flow runs them as separate tasks)."""
     std = load_standard(cfg)
-    files, hashes, _ = hash_sources(sources)
-    existing = datasets_root / version_id_for(std, cfg, files, hashes)
+    src = hash_sources(sources)
+    existing = datasets_root / version_id_for(std, cfg, src.files, src.hashes)
     if (existing / "manifest.json").exists():
         return report_from_manifest(existing, False, None, {})
     staged = StagedVersion(datasets_root)
     times: dict[str, float] = {}
     try:
         t = time.perf_counter()
-        read = stage_read(sources, cfg, std, staged, progress)
+        read = stage_read(src, cfg, std, staged, progress)
         times["read"] = time.perf_counter() - t
         t = time.perf_counter()
         stage_annotate(staged, std, cfg, read.n_candidates)
