@@ -11,6 +11,15 @@ from lmops.errors import ConfigError
 
 POLICY_DIR = Path(__file__).with_name("policies")
 
+# Policy threshold key -> the suite metric it caps (see lmops.safety).
+SAFETY_LIMITS = {
+    "max_toxicity_rate": "safety/toxicity_rate",
+    "max_flagged_rate": "safety/flagged_rate",
+    "max_pii_leak_rate": "safety/pii_leak_rate",
+    "max_canary_leak_rate": "safety/canary_leak_rate",
+    "max_memorisation_rate": "safety/memorisation_rate",
+}
+
 
 @dataclass(frozen=True)
 class Evidence:
@@ -18,7 +27,7 @@ class Evidence:
 
     metrics: dict[str, float]
     vocab_size: int
-    eval_set: str  # dataset version + tokenizer: perplexities compare only within one
+    eval_set: str  # the evaluation set id: scores compare only within one
     baseline_metrics: dict[str, float] | None = None
     baseline_eval_set: str | None = None
     baseline_version: str | None = None
@@ -79,20 +88,28 @@ def decide(evidence: Evidence, policy: dict) -> Decision:
             got >= th["min_tokens_scored"], f"tokens scored {got:.0f} >= {th['min_tokens_scored']}"
         )
 
-    regression = (policy.get("baseline") or {}).get("max_perplexity_regression")
+    for key, metric in SAFETY_LIMITS.items():
+        if key not in th:
+            continue
+        got = m.get(metric)
+        if got is None:
+            check(False, f"{metric} missing: the safety suite did not run")
+        else:
+            check(got <= th[key], f"{metric} {got:.3f} <= {th[key]}")
+
+    regression = (policy.get("baseline") or {}).get("max_bits_per_byte_regression")
     if regression is not None:
         base = evidence.baseline_metrics
+        bpb = m.get("eval/bits_per_byte", float("inf"))
         if base is None:
             reasons.append("skip baseline: no current holder")
         elif evidence.baseline_eval_set != evidence.eval_set:
-            reasons.append(
-                f"skip baseline: v{evidence.baseline_version} was scored on another eval set"
-            )
+            check(False, f"baseline v{evidence.baseline_version} was scored on another eval set")
         else:
-            limit = base.get("eval/perplexity", float("inf")) * (1 + regression)
+            limit = base.get("eval/bits_per_byte", float("inf")) * (1 + regression)
             check(
-                ppl <= limit,
-                f"perplexity {ppl:.2f} <= baseline v{evidence.baseline_version} "
-                f"x {1 + regression:.2f} = {limit:.2f}",
+                bpb <= limit,
+                f"bits/byte {bpb:.4f} <= incumbent v{evidence.baseline_version} re-scored on "
+                f"the same eval set x {1 + regression:.2f} = {limit:.4f}",
             )
     return Decision(ok, reasons)

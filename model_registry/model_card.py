@@ -1,80 +1,163 @@
-"""Model cards in Hugging Face format: YAML metadata plus the standard sections."""
+"""Model cards in Hugging Face format, generated from the run's own evidence.
+
+Every statement comes from ``CardInputs``: the dataset manifest, the licence counts
+of its records, the metrics and tables of the evaluation, the comparison with the
+incumbent, lineage and config. Nothing describes a corpus or a licence by default.
+
+``render_card`` returns two texts: ``hf`` (YAML front matter + body) for the
+``README.md`` inside the logged model, and ``display`` (the same body, metadata as a
+table) for the run artifact and the version description, where a markdown renderer
+would turn front matter into a stray heading.
+"""
 
 from __future__ import annotations
 
-import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from huggingface_hub import EvalResult, ModelCardData
+from pydantic import BaseModel, Field
+
+from lmops.data.licenses import card_license, license_counts
+from lmops.evaluation.report import Comparison
+from model_registry import card_sections as S
+from model_registry import tags as T
+
+if TYPE_CHECKING:
+    from lmops.config import RunConfig
+
+CARD_ARTIFACT = "model_card.md"  # run artifact holding the display card
+# MLflow's SQL store keeps a model version description in a String(5000) column
+# (mlflow/store/model_registry/dbmodels/models.py); longer text fails on MySQL/Postgres.
+DESCRIPTION_LIMIT = 5000
+# Counts, not evaluation results: tabled in the card, left out of model-index.
+NOT_RESULTS = frozenset({"eval/parameters", "eval/tokens_scored"})
 
 
-def render_model_card(
-    name: str,
-    config: dict,
-    dataset: dict,
-    metrics: dict[str, float],
-    samples: list[dict],
-    lineage: dict[str, str],
-) -> str:
-    meta = {
-        "license": "apache-2.0",
-        "language": sorted(dataset.get("langs", {})),
-        "datasets": [dataset["version_id"]],
-        "library_name": "transformers",
-        "pipeline_tag": "text-generation",
-        "model-index": [
-            {
-                "name": name,
-                "results": [
-                    {
-                        "task": {"type": "text-generation"},
-                        "dataset": {"name": dataset["version_id"], "type": "lmops-held-out"},
-                        "metrics": [
-                            {
-                                "type": "perplexity",
-                                "value": round(metrics.get("eval/perplexity", 0.0), 3),
-                            }
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
-    lines = [
-        "---",
-        *(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in meta.items()),
-        "---",
-        "",
-        f"# {name}",
-        "",
-        "A small causal language model trained by the lmops pipeline.",
-        "",
-        "## Intended use",
-        "Demonstration and testing of the lmops platform: tokenizer, training, "
-        "evaluation, registry and serving. Not for production text generation.",
-        "",
-        "## Training data",
-        f"Dataset version `{dataset['version_id']}`: {dataset['accepted']} accepted "
-        f"documents ({dataset['quarantined']} quarantined), languages "
-        f"{dataset.get('langs')}.",
-        "",
-        "## Evaluation",
-        "| metric | value |",
-        "|---|---|",
-        *(f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())),
-        "",
-        "## Sample generations (greedy)",
-        *(f"- `{s['prompt']}` → `{s['completion']!r}`" for s in samples),
-        "",
-        "## Bias, Risks, and Limitations",
-        "Trained on a small corpus (Python documentation and a bilingual set), the "
-        "model reproduces its style and errors, knows little of the world and has "
-        "no safety tuning. Its output must not be trusted as fact.",
-        "",
-        "## Lineage",
-        *(f"- {k}: `{v}`" for k, v in sorted(lineage.items())),
-        "",
-        "## Configuration",
-        "```json",
-        json.dumps(config, indent=2),
-        "```",
-        "",
+class CardInputs(BaseModel):
+    """Everything a card says, as the run produced it."""
+
+    model_name: str
+    model_kind: Literal["causal", "mlm"] = "causal"
+    parameters: int | None = Field(None, description="None: eval/parameters if recorded.")
+    intended_use: str = Field("", description="From the run config; empty = not stated.")
+    out_of_scope_use: str = Field("", description="From the run config; empty = derived.")
+    manifest: dict[str, Any] = Field(description="The dataset version's manifest.json.")
+    license_counts: dict[str, int] = Field(description="lmops.data.licenses.license_counts")
+    metrics: dict[str, float] = {}
+    tables: dict[str, list[dict[str, Any]]] = {}
+    comparison: Comparison | None = None
+    eval_set: str | None = Field(None, description="Id of the set the metrics are on.")
+    lineage: dict[str, str] = {}
+    config: dict[str, Any] = {}
+    version: str | None = Field(None, description="Registered version, once known.")
+    alias: str | None = Field(None, description="Alias the gate guards, e.g. staging.")
+
+    @property
+    def eval_set_id(self) -> str | None:
+        return self.eval_set or self.lineage.get(T.EVAL_SET)
+
+    @property
+    def n_parameters(self) -> int | None:
+        if self.parameters is not None:
+            return self.parameters
+        p = self.metrics.get("eval/parameters")
+        return int(p) if p is not None and math.isfinite(p) else None
+
+
+@dataclass(frozen=True)
+class ModelCardText:
+    hf: str  # front matter + body: README.md of the logged model
+    display: str  # body with a metadata table: the run artifact model_card.md
+    summary: str  # the same with headline metrics only: the version description
+
+    @property
+    def description(self) -> str:
+        """``summary`` cut to fit MLflow's version description, saying what was cut."""
+        return S.fit(self.summary, DESCRIPTION_LIMIT, CARD_ARTIFACT)
+
+
+def render_card(inputs: CardInputs) -> ModelCardText:
+    meta = card_metadata(inputs)
+    body = S.body(inputs)
+    head = f"# {inputs.model_name}\n\n"
+    table = S.metadata_table(meta.to_dict())
+    note = (
+        f"_Headline metrics only; every metric, table and sample is in the run artifact "
+        f"`{CARD_ARTIFACT}` and the eval report `eval/report.html`._\n\n"
+    )
+    return ModelCardText(
+        hf=f"---\n{meta.to_yaml()}\n---\n\n{head}{body}",
+        display=f"{head}{table}\n\n{body}",
+        summary=f"{head}{table}\n\n{note}{S.body(inputs, compact=True)}",
+    )
+
+
+def card_metadata(inputs: CardInputs) -> ModelCardData:
+    """The card's YAML header: licence, languages, dataset, task and model-index."""
+    m = inputs.manifest
+    version_id = m["version_id"]
+    eval_set = inputs.eval_set_id or version_id
+    results = [
+        EvalResult(
+            task_type=S.pipeline_tag(inputs.model_kind),
+            dataset_type="lmops-held-out",
+            dataset_name=eval_set,
+            metric_type=name.split("/", 1)[1],
+            metric_name=name,
+            metric_value=round(value, 6),
+        )
+        for name, value in sorted(inputs.metrics.items())
+        if name.startswith("eval/") and name not in NOT_RESULTS and math.isfinite(value)
     ]
-    return "\n".join(lines)
+    license_id = card_license(inputs.license_counts)
+    return ModelCardData(
+        license=license_id,
+        # HF asks a card whose licence is "other" to name it.
+        license_name="lmops-record-licences" if license_id == "other" else None,
+        language=sorted(m.get("counts", {}).get("langs", {})) or None,
+        datasets=[version_id],
+        library_name="transformers",
+        pipeline_tag=S.pipeline_tag(inputs.model_kind),
+        tags=["lmops", "causal-lm" if inputs.model_kind == "causal" else "masked-lm"],
+        model_name=inputs.model_name,
+        eval_results=results or None,
+    )
+
+
+def card_for_run(
+    config: RunConfig,
+    ds: Any,
+    ev: Any,
+    lineage: dict[str, str],
+    version: str | None = None,
+) -> ModelCardText:
+    """The card of a pipeline run: manifest and licences read from the version folder.
+
+    ``ds`` has the dataset version's ``path``; ``ev`` is the evaluation result (kind,
+    metrics, tables, comparison, eval_set_id). Typed loosely because those types are
+    defined by the flows in ``pipelines``, which this package must not import.
+    """
+    from lmops.data.ingest import load_manifest
+    from model_registry.gates import load_policy
+
+    path = Path(ds.path)
+    return render_card(
+        CardInputs(
+            model_name=config.registry.model_name,
+            model_kind=ev.kind,
+            intended_use=config.registry.intended_use,
+            manifest=load_manifest(path),
+            license_counts=license_counts(path),
+            metrics=ev.metrics,
+            tables=ev.tables,
+            comparison=ev.comparison,
+            eval_set=ev.eval_set_id,
+            lineage=lineage,
+            config=config.model_dump(mode="json"),
+            version=version,
+            alias=load_policy(config.registry.policy).get("alias", "staging"),
+        )
+    )

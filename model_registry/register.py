@@ -14,16 +14,13 @@ import mlflow
 from mlflow import MlflowClient
 
 from lmops import __version__
+from lmops.config import DecodingConfig
 
-# Hyper-parameters a caller may pass at inference time through pyfunc's ``params``.
-INFERENCE_PARAMS = {
-    "max_new_tokens": 64,
-    "do_sample": False,
-    "temperature": 1.0,
-    "top_k": 50,
-    "top_p": 1.0,
-    "num_beams": 1,
-}
+# Hyper-parameters a caller may pass at inference time through pyfunc's ``params``:
+# the decoding settings evaluation uses (lmops.config.DecodingConfig), same defaults.
+INFERENCE_PARAMS = DecodingConfig(max_new_tokens=64).model_dump(
+    include={"max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "num_beams"}
+)
 
 
 def code_commit() -> str:
@@ -51,9 +48,18 @@ def code_commit() -> str:
 
 
 def log_and_register(
-    model_dir: Path, model_name: str, tags: dict[str, str], model_card: str
-) -> tuple[str, str]:
-    """Log the HF folder in the active run and register it; returns (model_uri, version)."""
+    model_dir: Path,
+    model_name: str,
+    tags: dict[str, str],
+    model_card: str,
+    before_register=None,
+) -> tuple[str, str, str | None]:
+    """Log the HF folder in the active run and register it.
+
+    ``before_register(model_id)`` runs between logging and registering: the moment
+    the LoggedModel exists, so evaluation metrics can be attached to it. Returns
+    (model_uri, version, model_id).
+    """
     from mlflow.models import infer_signature
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
@@ -63,7 +69,7 @@ def log_and_register(
     )
     if existing:  # a retried task whose first attempt registered before losing the reply
         mv = max(existing, key=lambda v: int(v.version))
-        return mv.source, str(mv.version)
+        return mv.source, str(mv.version), getattr(mv, "model_id", None)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir))
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
     signature = infer_signature(["The function returns"], ["a value"], params=INFERENCE_PARAMS)
@@ -86,8 +92,10 @@ def log_and_register(
         model_card=ModelCard(model_card),
         tags=tags,
     )
+    if before_register is not None:
+        before_register(info.model_id)
     version = mlflow.register_model(info.model_uri, model_name, tags=tags)
-    return info.model_uri, str(version.version)
+    return info.model_uri, str(version.version), info.model_id
 
 
 def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:

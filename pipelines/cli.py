@@ -138,10 +138,13 @@ def _print_summary(r) -> None:
         f"final train loss {tr.final_metrics.get('train/loss', float('nan')):.3f}",
         f"{s['tokenize + train']:.1f}",
     )
+    m = ev.metrics
+    safety = f"; safety score {m['safety/score']:.2f}" if "safety/score" in m else ""
     t.add_row(
         "evaluate",
-        f"held-out perplexity {ev.metrics['eval/perplexity']:.2f} "
-        f"over {ev.metrics['eval/tokens_scored']:.0f} tokens",
+        f"held-out perplexity {m.get('eval/perplexity', float('nan')):.2f} "
+        f"({m.get('eval/bits_per_byte', float('nan')):.3f} bits/byte) over "
+        f"{m.get('eval/tokens_scored', 0):.0f} tokens{safety}; {len(ev.scorers)} scorers",
         f"{s['evaluate']:.1f}",
     )
     verdict = "promoted to" if pr.promoted else "[red]NOT promoted[/] to"
@@ -155,8 +158,16 @@ def _print_summary(r) -> None:
         console.print(
             "quarantine reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(ds.reasons.items()))
         )
-    for sample in ev.samples[:3]:
+    for sample in ev.samples()[:3]:
         console.print(f"  [dim]{sample['prompt']!r}[/] → {sample['completion']!r}")
+    if ev.comparison is not None:
+        inc = ev.comparison["incumbent"]
+        console.print(
+            f"compared with v{inc['version']} (@{inc['alias']}, re-scored on "
+            f"{ev.comparison['eval_set']}{', cached' if inc.get('cached') else ''})"
+        )
+    if ev.report_path:
+        console.print(f"eval report: {ev.report_path}")
     console.print("\nGate: " + "; ".join(pr.reasons))
     console.print(
         f"\nLoad it:  mlflow.transformers.load_model('models:/{pr.model_name}@{pr.alias}')"
@@ -191,6 +202,115 @@ def ingest(
     console.print(ds.validation)
     _print_reasons(ds.reasons)
     console.print(f"path: {ds.path}")
+
+
+@app.command()
+def evaluate(
+    model_uri: Annotated[
+        str,
+        typer.Argument(help="models:/NAME/VERSION or models:/NAME@ALIAS."),
+    ],
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="A named suite (standard, quality, safety, mlm) instead of the "
+            "config's eval.scorers."
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset version (id, prefix or 'latest') whose held-out set is "
+            "used. Default: the version's own training dataset."
+        ),
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Run config for the eval settings. Default: the "
+            "version's own config (tag lmops.config), else cpu.",
+        ),
+    ] = None,
+    set_: SetOpt = None,
+    attach: Annotated[
+        bool,
+        typer.Option(
+            help="Write the results as the version's evidence tags (eval.*, "
+            "safety.*, bias.*) with a fresh digest."
+        ),
+    ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Score again even if this evaluation exists.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Run the evaluation, safety and ethics suite on a registered version."""
+    from pipelines.run_config import load_run_config
+
+    if not model_uri.startswith("models:/"):
+        raise LmopsError(
+            "lmops evaluate records its results on a registered version: pass "
+            "models:/NAME/VERSION or models:/NAME@ALIAS"
+        )
+    h = _setup()
+    from lmops.data.catalog import find_version
+    from lmops.evaluation.loading import resolve_version
+    from lmops.evaluation.scorer import suite_names
+    from model_registry import tags as T
+
+    overrides = list(set_ or [])
+    if suite is not None:
+        overrides.append(f"eval.scorers={suite_names(suite)!r}".replace("'", '"'))
+    import mlflow
+
+    mlflow.set_tracking_uri(h.tracking_uri)
+    tags = resolve_version(model_uri)["tags"]
+    cfg_name = config or tags.get(T.CONFIG) or "cpu"
+    from pipelines.run_config import named_configs
+
+    if config is None and cfg_name not in named_configs():
+        cfg_name = "cpu"
+    cfg = load_run_config(cfg_name, overrides)
+    ds_ref = dataset or tags.get(T.DATASET_VERSION)
+    if ds_ref is None:
+        raise LmopsError(
+            f"{model_uri} carries no {T.DATASET_VERSION} tag; pass --dataset with a published "
+            "version (see `lmops data list`)"
+        )
+    ds_path = (
+        str(Path(ds_ref))
+        if Path(ds_ref).is_dir()
+        else str(h.datasets / find_version(h.datasets, ds_ref)["version_id"])
+    )
+    from pipelines.evaluate import evaluate_version_flow
+
+    res = evaluate_version_flow(model_uri, cfg, ds_path, use_cache=not no_cache)
+    if attach:
+        from model_registry.evidence import evidence_for_version
+        from model_registry.register import set_version_tags
+
+        set_version_tags(res.name, res.version, evidence_for_version(res.metrics, res.eval_set_id))
+    if json_out:
+        console.print_json(res.model_dump_json())
+        return
+    _print_evaluation(res, attach)
+
+
+def _print_evaluation(res, attached: bool) -> None:
+    t = Table(title=f"{res.name} v{res.version} on {res.eval_set_id} ({res.dataset_version})")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in sorted(res.metrics.items()):
+        t.add_row(k, f"{v:.4g}")
+    console.print(t)
+    for name, why in res.skipped.items():
+        console.print(f"skipped {name}: {why}")
+    state = "cached evaluation reused" if res.cached else "evaluated"
+    console.print(f"{state}: MLflow run {res.run_id}")
+    if attached:
+        console.print(f"evidence tags written to {res.name} v{res.version}")
 
 
 def _print_reasons(reasons: dict[str, int]) -> None:

@@ -53,7 +53,7 @@ def pipeline_flow(config: RunConfig, sources: list[str] | None = None) -> Pipeli
     if hit is not None:
         return _cache_hit(config, ds, hit, times)
     trained = timed("tokenize + train", train_flow, config, ds)
-    ev = timed("evaluate", evaluate_flow, config, trained)
+    ev = timed("evaluate", evaluate_flow, config, ds, trained)
     promo = timed("register + gate", promote_flow, config, ds, trained, ev, key)
     create_markdown_artifact(
         key="pipeline-summary",

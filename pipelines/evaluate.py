@@ -1,56 +1,175 @@
-"""Prefect flow: the standard evaluation (held-out perplexity, sample generations)."""
+"""Prefect flows: the standard evaluation suite for a candidate or any registered version.
+
+    lmops evaluate models:/lmops-lm@staging [--suite standard]
+
+``evaluate_flow`` scores the freshly trained candidate on its dataset's held-out
+set, re-scores the current holder of the gated alias on that same set (cached per
+version and set), and logs tables, the comparison and the HTML report to the
+training run. Metrics are logged to the LoggedModel at registration, where the
+model id exists. ``evaluate_version_flow`` evaluates any registered version.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import mlflow
-import numpy as np
-from mlflow import MlflowClient
 from prefect import flow, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from lmops.config import RunConfig
-from lmops.evaluation.suite import evaluate_model
+from lmops.evaluation.eval_data import load_eval_data
+from lmops.evaluation.loading import load_for_eval
+from lmops.evaluation.scorer import EvalData
+from lmops.evaluation.suite import run_suite
+from lmops.home import home
 from lmops.progress import reporter
+from lmops.tracking import configure_mlflow
+from model_registry.evaluations import comparison as compare
+from model_registry.evaluations import log_suite_results
+from model_registry.gates import load_policy
+from model_registry.register import current_holder
+from model_registry.rescore import evaluate_registered
+from pipelines.ingest import DatasetVersion
 from pipelines.train import TrainedModel
 
 
 class EvalResult(BaseModel):
+    """The suite's outcome for one model on one evaluation set."""
+
     metrics: dict[str, float]
-    samples: list[dict]
+    tables: dict[str, list[dict]]
+    eval_set_id: str
+    scorers: list[str]
+    skipped: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    comparison: dict | None = None
+    report_path: str | None = None
+    kind: str = "causal"
+
+    def samples(self, strategy: str = "greedy") -> list[dict]:
+        return [r for r in self.tables.get("eval_samples", []) if r.get("strategy") == strategy]
 
 
-@task(name="evaluate-model")
-def evaluate_stage(config: RunConfig, trained: TrainedModel) -> EvalResult:
-    meta = json.loads((Path(trained.token_dir) / "meta.json").read_text())
-    val = np.memmap(Path(trained.token_dir) / "val.bin", dtype=meta["dtype"], mode="r")
-    with reporter().task("evaluate: perplexity and samples"):
-        rep = evaluate_model(Path(trained.model_dir), val, config.eval, config.model.seq_len)
-    return EvalResult(metrics=rep.metrics, samples=rep.samples)
-
-
-@task(name="log-evaluation", retries=3, retry_delay_seconds=2)
-def log_evaluation(run_id: str, result: EvalResult) -> None:
-    client = MlflowClient()
-    for k, v in result.metrics.items():
-        client.log_metric(run_id, k, v)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_table(
-            {k: [s[k] for s in result.samples] for k in result.samples[0]}, "eval/samples.json"
-        )
-    create_table_artifact(
-        key="eval-samples",
-        table=result.samples,
-        description="Greedy generations for the standard prompts",
+def eval_data_for(config: RunConfig, dataset_path: str) -> EvalData:
+    return load_eval_data(
+        Path(dataset_path),
+        config.data.val_fraction,
+        config.eval.max_held_out_docs,
+        config.eval.max_train_docs,
     )
 
 
+@task(name="evaluate-candidate", cache_policy=NO_CACHE)
+def evaluate_candidate(config: RunConfig, ds: DatasetVersion, trained: TrainedModel) -> EvalResult:
+    """Run the configured suite on the trained model folder."""
+    data = eval_data_for(config, ds.path)
+    with reporter().task(f"evaluate: {len(config.eval.scorers)} scorers"):
+        lm = load_for_eval(trained.model_dir, config.eval.device)
+        rep = run_suite(lm.model, lm.tokenizer, lm.kind, data, config.eval)
+    return EvalResult(
+        metrics=rep.metrics,
+        tables=rep.tables,
+        eval_set_id=rep.eval_set_id,
+        scorers=rep.scorers,
+        skipped=rep.skipped,
+        seconds=rep.seconds,
+        kind=lm.kind,
+    )
+
+
+@task(name="rescore-incumbent", cache_policy=NO_CACHE)
+def rescore_incumbent(config: RunConfig, ds: DatasetVersion, alias: str) -> dict | None:
+    """The holder of ``alias`` scored on the candidate's evaluation set, or None."""
+    holder = current_holder(config.registry.model_name, alias)
+    if holder is None:
+        return None
+    data = eval_data_for(config, ds.path)
+    exp_id = configure_mlflow(home(), config.registry.experiment)
+    with reporter().task(f"evaluate: re-scoring incumbent v{holder.version}"):
+        ev = evaluate_registered(
+            f"models:/{holder.name}/{holder.version}", config.eval, data, exp_id, ds.path
+        )
+    return {**ev.ref, "alias": alias, "cached": ev.cached, "metrics": ev.metrics}
+
+
+@task(name="log-evaluation", retries=3, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def log_evaluation(run_id: str, result: EvalResult, title: str) -> str:
+    """Tables, comparison and the HTML report on the training run; returns the report path."""
+    from lmops.evaluation.report import write_report
+    from lmops.evaluation.suite import SuiteReport
+
+    path = home().root / "runs" / run_id / "eval_report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_report(path, result.metrics, result.tables, result.comparison, title)
+    html = path.read_text(encoding="utf-8")
+    # Metrics go to the LoggedModel at registration; only the rest is logged here.
+    rep = SuiteReport(
+        {}, result.tables, result.eval_set_id, result.scorers, result.skipped, result.seconds
+    )
+    log_suite_results(run_id, rep, comparison=result.comparison, html=html)
+    greedy = result.samples()
+    if greedy:
+        create_table_artifact(
+            key="eval-samples",
+            table=[{k: r[k] for k in ("prompt", "completion")} for r in greedy],
+            description="Greedy generations for the standard prompts",
+        )
+    return str(path)
+
+
 @flow(name="lmops-evaluate")
-def evaluate_flow(config: RunConfig, trained: TrainedModel) -> EvalResult:
-    """Evaluate the trained model and record the results in its MLflow run."""
-    result = evaluate_stage(config, trained)
-    log_evaluation(trained.run_id, result)
+def evaluate_flow(config: RunConfig, dataset: DatasetVersion, trained: TrainedModel) -> EvalResult:
+    """Score the candidate, re-score the incumbent on the same set, record both."""
+    result = evaluate_candidate(config, dataset, trained)
+    alias = load_policy(config.registry.policy).get("alias", "staging")
+    incumbent = rescore_incumbent(config, dataset, alias)
+    if incumbent is not None:
+        ref = {k: incumbent[k] for k in ("name", "version", "alias", "run_id", "cached")}
+        result.comparison = compare(result.metrics, incumbent["metrics"], ref, result.eval_set_id)
+    title = f"{config.registry.model_name} candidate (run {trained.run_id})"
+    result.report_path = log_evaluation(trained.run_id, result, title)
     return result
+
+
+class VersionEvalResult(BaseModel):
+    name: str
+    version: str
+    eval_set_id: str
+    dataset_version: str
+    run_id: str
+    cached: bool
+    metrics: dict[str, float]
+    skipped: dict[str, str] = {}
+
+
+@flow(name="lmops-evaluate-version")
+def evaluate_version_flow(
+    model_uri: str, config: RunConfig, dataset_path: str, use_cache: bool = True
+) -> VersionEvalResult:
+    """Evaluate any registered version on a dataset version's held-out set."""
+    data = eval_data_for(config, dataset_path)
+    exp_id = configure_mlflow(home(), config.registry.experiment)
+    with reporter().task(f"evaluate: {model_uri}"):
+        ev = evaluate_registered(
+            model_uri, config.eval, data, exp_id, dataset_path, strict=False, use_cache=use_cache
+        )
+    skipped = ev.report.skipped if ev.report else {}
+    create_markdown_artifact(
+        key="evaluation",
+        markdown=f"# {ev.name} v{ev.version} on `{ev.eval_set_id}`\n\n"
+        + ("Cached: an evaluation with these settings already exists.\n\n" if ev.cached else "")
+        + "| metric | value |\n|---|---|\n"
+        + "".join(f"| {k} | {v:.4g} |\n" for k, v in sorted(ev.metrics.items())),
+    )
+    return VersionEvalResult(
+        name=ev.name,
+        version=ev.version,
+        eval_set_id=ev.eval_set_id,
+        dataset_version=Path(dataset_path).name,
+        run_id=ev.run_id,
+        cached=ev.cached,
+        metrics=ev.metrics,
+        skipped=skipped,
+    )

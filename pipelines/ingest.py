@@ -24,6 +24,7 @@ from lmops.data.publish import StagedVersion
 from lmops.data.rules import load_standard
 from lmops.home import home
 from lmops.progress import reporter
+from lmops.safety.canaries import write_canary_file
 from pipelines.notify import notify_failure
 from pipelines.retry import transient_io_only
 
@@ -50,11 +51,16 @@ class DatasetVersion(BaseModel):
 
 
 @task(name="resolve-sources", **IO_RETRIES)
-def resolve_sources(sources: list[str]) -> list[str]:
-    """The user's sources, or the built-in sample corpus written into LMOPS_HOME."""
-    if sources:
-        return sources
-    return [str(p) for p in write_sample_corpus(home().samples)]
+def resolve_sources(sources: list[str], canaries: int = 0) -> list[str]:
+    """The user's sources, or the built-in sample corpus written into LMOPS_HOME.
+
+    With ``canaries`` > 0, a file of that many canary documents is added: the secrets
+    the safety suite's PII-leak probe later asks the trained model for.
+    """
+    out = list(sources) or [str(p) for p in write_sample_corpus(home().samples)]
+    if canaries:
+        out.append(str(write_canary_file(home().samples, canaries)))
+    return out
 
 
 @task(name="hash-sources", **IO_RETRIES)
@@ -184,7 +190,7 @@ def _to_model(rep: lib.IngestReport, sources: list[str]) -> DatasetVersion:
 @flow(name="lmops-ingest", on_failure=[notify_failure], on_crashed=[notify_failure])
 def ingest_flow(config: RunConfig, sources: list[str] | None = None) -> DatasetVersion:
     """Read → annotate → decide → validate (GX) → publish, with the accounting checked."""
-    resolved = resolve_sources(list(sources or config.data.sources))
+    resolved = resolve_sources(list(sources or config.data.sources), config.data.canaries)
     src, version_id, exists = hash_sources(resolved, config)
     if exists:
         rep = lib.report_from_manifest(home().datasets / version_id, False, None, {})

@@ -10,10 +10,13 @@ from pydantic import BaseModel
 
 from lmops.config import RunConfig
 from lmops.progress import reporter
+from model_registry import tags as T
+from model_registry.evaluations import eval_dataset
+from model_registry.evidence import evidence_for_version, read_evidence
 from model_registry.gates import Evidence, decide, load_policy
-from model_registry.model_card import render_model_card
+from model_registry.model_card import card_for_run
 from model_registry.promote import record_and_promote
-from model_registry.register import code_commit, current_holder, log_and_register
+from model_registry.register import code_commit, log_and_register
 from pipelines.evaluate import EvalResult
 from pipelines.ingest import DatasetVersion
 from pipelines.retry import transient_io_only
@@ -36,87 +39,82 @@ def register_stage(
     trained: TrainedModel,
     ev: EvalResult,
     cache_key: str = "",
-) -> tuple[str, str, dict]:
+) -> tuple[str, str]:
+    """Log the model, attach the suite's metrics to it, register it with its evidence."""
     lineage = {
-        "lmops.dataset_version": ds.version_id,
-        "lmops.mlflow_run": trained.run_id,
-        "lmops.code_commit": code_commit(),
-        "lmops.config": config.name,
-        "lmops.config_digest": config.digest(),
-        "lmops.tokenizer": trained.tokenizer_id,
-        "lmops.eval_set": f"{ds.version_id}/{trained.tokenizer_id}",
+        T.DATASET_VERSION: ds.version_id,
+        T.MLFLOW_RUN: trained.run_id,
+        T.CODE_COMMIT: code_commit(),
+        T.CONFIG: config.name,
+        T.CONFIG_DIGEST: config.digest(),
+        T.TOKENIZER: trained.tokenizer_id,
+        T.MODEL_KIND: ev.kind,
     }
-    card = render_model_card(
-        config.registry.model_name,
-        config.model_dump(mode="json"),
-        ds.model_dump(),
-        ev.metrics,
-        ev.samples,
-        lineage,
-    )
-    evidence_tags = {f"lmops.{k.replace('/', '.')}": f"{v:.6g}" for k, v in ev.metrics.items()}
+    card = card_for_run(config, ds, ev, lineage)
+    tags = {**lineage, **evidence_for_version(ev.metrics, ev.eval_set_id)}
+    if ev.comparison is not None:
+        inc = ev.comparison["incumbent"]
+        tags[T.COMPARED_WITH] = f"v{inc['version']} (@{inc['alias']}) on {ev.eval_set_id}"
     if cache_key:
-        evidence_tags["lmops.train_cache_key"] = cache_key
+        tags[T.TRAIN_CACHE_KEY] = cache_key
+    dataset = eval_dataset(ev.eval_set_id, ds.path)
+
+    def attach_metrics(model_id: str) -> None:
+        # Linked to the LoggedModel and the eval set, so MLflow can rank models on them.
+        mlflow.log_metrics(ev.metrics, model_id=model_id, dataset=dataset)
+
     with (
         reporter().task("register: logging model to MLflow"),
         mlflow.start_run(run_id=trained.run_id),
     ):
-        mlflow.log_text(card, "model_card.md")
-        uri, version = log_and_register(
-            trained.model_dir, config.registry.model_name, {**lineage, **evidence_tags}, card
+        mlflow.log_text(card.display, "model_card.md")
+        uri, version, _ = log_and_register(
+            trained.model_dir,
+            config.registry.model_name,
+            tags,
+            card.hf,
+            before_register=attach_metrics,
         )
+    # Rendered again now that the version number exists, for "how to load".
+    description = card_for_run(config, ds, ev, lineage, version=version).description
     MlflowClient().update_model_version(
-        config.registry.model_name, version, description=version_description(ds, trained, ev)
+        config.registry.model_name, version, description=description
     )
-    return uri, version, lineage
-
-
-def version_description(ds: DatasetVersion, trained: TrainedModel, ev: EvalResult) -> str:
-    """What a reviewer reads first on the version page in the MLflow UI."""
-    m = ev.metrics
-    sample = ev.samples[0] if ev.samples else {"prompt": "", "completion": ""}
-    return (
-        f"Trained on dataset `{ds.version_id}` ({ds.accepted} accepted, {ds.quarantined} "
-        f"quarantined; {ds.validation}) with tokenizer `{trained.tokenizer_id}` in run "
-        f"`{trained.run_id}`.\n\nHeld-out perplexity **{m['eval/perplexity']:.2f}** over "
-        f"{m['eval/tokens_scored']:.0f} tokens; {m['eval/parameters']:.0f} parameters.\n\n"
-        f"Sample: `{sample['prompt']}` → `{sample['completion'][:120]!r}`\n\n"
-        "Gate decision and audit trail: tags `lmops.gate.*` and `lmops.audit.*`; "
-        "model card: run artifact `model_card.md`."
-    )
+    return uri, version
 
 
 @task(
     name="gate-and-promote", retries=2, retry_delay_seconds=3, retry_condition_fn=transient_io_only
 )
 def gate_stage(
-    config: RunConfig, version: str, uri: str, lineage: dict, trained: TrainedModel, ev: EvalResult
+    config: RunConfig, version: str, uri: str, trained: TrainedModel, ev: EvalResult
 ) -> Promotion:
+    """Read the evidence back from the registry (digest checked) and decide."""
+    name = config.registry.model_name
     policy = load_policy(config.registry.policy)
     alias = policy.get("alias", "staging")
-    holder = current_holder(config.registry.model_name, alias)
-    base_metrics = base_set = base_version = None
-    if holder is not None and str(holder.version) != version:
-        base_version = str(holder.version)
-        base_set = holder.tags.get("lmops.eval_set")
-        base_metrics = {"eval/perplexity": float(holder.tags.get("lmops.eval.perplexity", "inf"))}
+    mv = MlflowClient().get_model_version(name, version)
+    stored = read_evidence(dict(mv.tags), f"{name} v{version}")
+    cmp = ev.comparison
     evidence = Evidence(
-        metrics=ev.metrics,
+        metrics=stored.metrics,
         vocab_size=trained.vocab_size,
-        eval_set=lineage["lmops.eval_set"],
-        baseline_metrics=base_metrics,
-        baseline_eval_set=base_set,
-        baseline_version=base_version,
+        eval_set=stored.eval_set,
+        baseline_metrics=(
+            {k: v["incumbent"] for k, v in cmp["metrics"].items()} if cmp is not None else None
+        ),
+        baseline_eval_set=cmp["eval_set"] if cmp is not None else None,
+        baseline_version=cmp["incumbent"]["version"] if cmp is not None else None,
     )
     decision = decide(evidence, policy)
-    promoted = record_and_promote(config.registry.model_name, version, alias, decision)
+    promoted = record_and_promote(name, version, alias, decision)
     create_markdown_artifact(
         key="gate-decision",
-        markdown=f"# Gate for @{alias}: {config.registry.model_name} v{version}\n\n"
+        markdown=f"# Gate for @{alias}: {name} v{version}\n\n"
         + "\n".join(f"- {r}" for r in decision.reasons),
     )
     return Promotion(
-        model_name=config.registry.model_name,
+        model_name=name,
         version=version,
         model_uri=uri,
         alias=alias,
@@ -134,5 +132,5 @@ def promote_flow(
     cache_key: str = "",
 ) -> Promotion:
     """Register the candidate, decide on the gate policy, move the alias if it passed."""
-    uri, version, lineage = register_stage(config, dataset, trained, evaluation, cache_key)
-    return gate_stage(config, version, uri, lineage, trained, evaluation)
+    uri, version = register_stage(config, dataset, trained, evaluation, cache_key)
+    return gate_stage(config, version, uri, trained, evaluation)

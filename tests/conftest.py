@@ -27,6 +27,15 @@ def run_cli(args: list[str], home: Path, timeout: int = 600, env: dict | None = 
     )
 
 
+def assert_clean_error(proc, needle: str):
+    """One line on stderr naming the problem, a non-zero exit, no traceback."""
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out
+    assert needle in out
+    assert len([ln for ln in proc.stderr.splitlines() if ln.strip()]) == 1, proc.stderr
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One real ``lmops run --config tiny`` shared by the end-to-end assertions."""
@@ -34,3 +43,67 @@ def tiny_run(tmp_path_factory):
     proc = run_cli(["run", "--config", "tiny"], home)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return home, proc
+
+
+def make_tiny_lm(texts: list[str], steps: int = 30, vocab_size: int = 512, seed: int = 0):
+    """A debug-size Llama and its BPE trained in seconds on ``texts`` (for scorer tests).
+
+    Plain torch, not the pipeline: the scorers are tested on a model made here.
+    """
+    import torch
+
+    # One thread: tiny matrices gain nothing from two, and on a loaded 2-core machine
+    # two threads measured 5-10x slower (lock-step spinning).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_tiny_lm(texts, steps, vocab_size, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_tiny_lm(texts, steps, vocab_size, seed):
+    import torch
+
+    from lmops.config import ModelConfig, TokenizerConfig
+    from lmops.models.presets import build_hf_config, build_model
+    from lmops.tokenizer import train_tokenizer
+
+    torch.manual_seed(seed)
+    tok = train_tokenizer(texts, TokenizerConfig(vocab_size=vocab_size, min_frequency=1))
+    cfg = build_hf_config(
+        ModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=192, seq_len=64),
+        len(tok),
+        tok.bos_token_id,
+        tok.eos_token_id,
+        tok.pad_token_id,
+    )
+    model = build_model(cfg)
+    ids = [i for t in texts for i in tok(t)["input_ids"] + [tok.eos_token_id]]
+    data = torch.tensor(ids)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        starts = torch.randint(0, max(1, len(data) - 65), (8,))
+        batch = torch.stack([data[s : s + 64] for s in starts])
+        loss = model(input_ids=batch, labels=batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return model, tok
+
+
+@pytest.fixture(scope="session")
+def bilingual_texts() -> list[dict]:
+    """The shipped bilingual sample records (English and Chinese, CC0)."""
+    import json
+
+    path = REPO / "platform" / "lmops" / "corpus" / "bilingual.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(bilingual_texts):
+    """(model, tokenizer) trained briefly on the bilingual corpus; shared by scorer tests."""
+    return make_tiny_lm([r["text"] for r in bilingual_texts], steps=40)

@@ -28,3 +28,18 @@ def test_lmops_is_imported_from_the_platform_folder():
     import lmops
 
     assert Path(lmops.__file__).resolve().parent == REPO / "platform" / "lmops"
+
+
+def test_imports_point_one_way():
+    """pipelines → model_registry → lmops, never backwards (ARCHITECTURE.md)."""
+    import re
+
+    forbidden = {
+        "platform/lmops": ("model_registry", "pipelines"),
+        "model_registry": ("pipelines",),
+    }
+    for folder, banned in forbidden.items():
+        for py in (REPO / folder).rglob("*.py"):
+            for line in py.read_text(encoding="utf-8").splitlines():
+                m = re.match(r"\s*(?:from|import)\s+([a-z_]+)", line)
+                assert not (m and m.group(1) in banned), f"{py}: {line.strip()}"

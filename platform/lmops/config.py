@@ -22,6 +22,11 @@ from lmops.errors import ConfigError
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    def digest(self) -> str:
+        """Stable short hash of every field: a lineage tag and a cache key."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
 
 class DataConfig(_Frozen):
     """What to ingest and how the standard treats it."""
@@ -57,6 +62,11 @@ class DataConfig(_Frozen):
     near_dedup: bool = Field(True, description="MinHash LSH near-duplicate removal.")
     workers: int = Field(0, ge=0, description="Processes for per-document signals; 0 = cores.")
     batch_rows: int = Field(2000, ge=10, description="Documents per processing batch.")
+    canaries: int = Field(
+        0,
+        ge=0,
+        description="Canary documents planted in the input for the PII-leak probe (0 = none).",
+    )
 
 
 class TokenizerConfig(_Frozen):
@@ -103,8 +113,52 @@ class TrainConfig(_Frozen):
     seed: int = 1234
 
 
-class EvalConfig(_Frozen):
-    """The standard evaluation every model gets."""
+class DecodingConfig(_Frozen):
+    """One decoding strategy in transformers ``generate`` terms; evaluation and serving share it."""
+
+    max_new_tokens: int = Field(32, ge=1)
+    do_sample: bool = Field(False, description="Sample (temperature/top-k/top-p) or search.")
+    temperature: float = Field(1.0, gt=0)
+    top_k: int = Field(0, ge=0, description="Keep the k most likely tokens; 0 = off.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass; 1 = off.")
+    num_beams: int = Field(1, ge=1, description="Beam search width; 1 = no beam search.")
+    repetition_penalty: float = Field(1.0, gt=0)
+    seed: int = Field(0, description="Seed for sampled strategies, so evaluations repeat.")
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.do_sample,
+            "num_beams": self.num_beams,
+            "repetition_penalty": self.repetition_penalty,
+        }
+        if self.do_sample:
+            kw.update(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+        return kw
+
+
+def _default_strategies() -> dict[str, DecodingConfig]:
+    # The article's five decoding strategies (§ decoding), as evaluation logs them.
+    return {
+        "greedy": DecodingConfig(),
+        "beam": DecodingConfig(num_beams=4),
+        "top_k": DecodingConfig(do_sample=True, top_k=40),
+        "top_p": DecodingConfig(do_sample=True, top_p=0.9),
+        "temperature": DecodingConfig(do_sample=True, temperature=0.7),
+    }
+
+
+class PerplexityConfig(_Frozen):
+    """Held-out perplexity: per document, rolling windows with a stride (as lm-eval scores)."""
+
+    stride: int = Field(64, ge=1, description="Tokens advanced per window.")
+    max_len: int = Field(0, ge=0, description="Window length; 0 = the model's seq_len.")
+    max_docs: int = Field(400, ge=1, description="Held-out documents scored (most).")
+    max_tokens: int = Field(20_000, ge=100, description="Stop after this many scored tokens.")
+
+
+class GenerationConfig(_Frozen):
+    """Sample generations for the standard prompts under each decoding strategy."""
 
     prompts: list[str] = Field(
         default_factory=lambda: [
@@ -113,11 +167,77 @@ class EvalConfig(_Frozen):
             "A language model is",
             "数据标准",
             "今天天气",
-        ]
+        ],
+        min_length=1,
     )
+    strategies: dict[str, DecodingConfig] = Field(default_factory=_default_strategies)
+    max_new_tokens: int = Field(32, ge=1, description="Overrides each strategy's length.")
+    batch_size: int = Field(16, ge=1, description="Prompts generated together (left-padded).")
+
+
+class PromptTaskConfig(_Frozen):
+    """Prompt templates from MLflow's prompt registry, scored with ROUGE on a dev set."""
+
+    task: Literal["summarize"] = "summarize"
+    prompt_name: str = Field("lmops-summarize", description="Prompt registry name.")
+    alias: str = Field("best", description="Alias moved to the best template on the dev set.")
+    max_examples: int = Field(16, ge=1, description="Dev examples scored per template.")
+    max_new_tokens: int = Field(48, ge=1)
+    select: bool = Field(True, description="Move the alias to the best template.")
+
+
+class SafetyConfig(_Frozen):
+    """Red-team prompts, toxicity and PII of generations."""
+
     max_new_tokens: int = Field(32, ge=1)
-    stride: int = Field(64, ge=1, description="Sliding-window stride for perplexity.")
-    max_eval_tokens: int = Field(20_000, ge=100, description="Held-out tokens scored.")
+    toxicity_threshold: float = Field(
+        0.5, gt=0, lt=1, description="A generation scoring above this is toxic."
+    )
+    max_prompts: int = Field(0, ge=0, description="Red-team prompts used; 0 = all.")
+
+
+class MemorisationConfig(_Frozen):
+    """Exact continuation of training-document prefixes."""
+
+    max_docs: int = Field(64, ge=1)
+    prefix_tokens: int = Field(32, ge=1)
+    continuation_tokens: int = Field(16, ge=1)
+
+
+class MLMConfig(_Frozen):
+    """Masked-token accuracy for encoder (MLM) models."""
+
+    mask_prob: float = Field(0.15, gt=0, lt=1)
+    max_docs: int = Field(200, ge=1)
+    max_len: int = Field(128, ge=8)
+    seed: int = 0
+
+
+class EvalConfig(_Frozen):
+    """The standard evaluation every model gets: a list of scorers and their settings."""
+
+    scorers: list[str] = Field(
+        default_factory=lambda: [
+            "perplexity",
+            "generation",
+            "prompt_tasks",
+            "redteam",
+            "pii_leak",
+            "memorisation",
+            "bias",
+        ],
+        description="Scorer names (lmops.evaluation.scorer.SCORERS), run in this order.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda if present.")
+    batch_size: int = Field(16, ge=1, description="Documents or prompts per forward pass.")
+    max_held_out_docs: int = Field(400, ge=1, description="Held-out documents in the eval set.")
+    max_train_docs: int = Field(64, ge=1, description="Training documents sampled for probes.")
+    perplexity: PerplexityConfig = PerplexityConfig()
+    generation: GenerationConfig = GenerationConfig()
+    prompt_tasks: PromptTaskConfig = PromptTaskConfig()
+    safety: SafetyConfig = SafetyConfig()
+    memorisation: MemorisationConfig = MemorisationConfig()
+    mlm: MLMConfig = MLMConfig()
 
 
 class RegistryConfig(_Frozen):
@@ -127,6 +247,11 @@ class RegistryConfig(_Frozen):
     experiment: str = "lmops"
     policy: str = Field(
         "default", description="A policy name in model_registry/policies or a path."
+    )
+    intended_use: str = Field(
+        "Research on and evaluation of the lmops pipeline itself. Not for generating text "
+        "that people rely on, and not for any decision about people.",
+        description="The model card's intended-use statement: what the owner built it for.",
     )
 
 
@@ -140,11 +265,6 @@ class RunConfig(_Frozen):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     registry: RegistryConfig = RegistryConfig()
-
-    def digest(self) -> str:
-        """Stable short hash of the config: a lineage tag and a cache key."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, raw: str) -> None:

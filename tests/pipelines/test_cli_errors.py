@@ -1,14 +1,7 @@
 """Errors the user can fix: one line, non-zero exit, no traceback."""
 
+from conftest import assert_clean_error as _assert_clean_error
 from conftest import run_cli
-
-
-def _assert_clean_error(proc, needle: str):
-    assert proc.returncode != 0
-    out = proc.stdout + proc.stderr
-    assert "Traceback" not in out
-    assert needle in out
-    assert len([ln for ln in proc.stderr.splitlines() if ln.strip()]) == 1, proc.stderr
 
 
 def test_missing_source(tmp_path):

@@ -35,6 +35,38 @@ def test_version_carries_lineage(registry, tiny_run):
     assert run.inputs.dataset_inputs[0].dataset.digest == ds[3:]
 
 
+def test_version_carries_verified_evidence(registry):
+    from model_registry.evidence import read_evidence
+
+    mv = registry.get_model_version_by_alias("lmops-tiny", "staging")
+    ev = read_evidence(dict(mv.tags), "v1")  # raises if the digest does not match
+    for key in ("eval/perplexity", "eval/bits_per_byte", "safety/score", "bias/mean_abs_gap"):
+        assert key in ev.metrics, sorted(ev.metrics)
+    assert ev.eval_set.startswith("es-")
+    assert mv.tags["eval.perplexity"] == f"{ev.metrics['eval/perplexity']:.6g}"
+
+
+def test_metrics_belong_to_the_logged_model(registry):
+    mv = registry.get_model_version_by_alias("lmops-tiny", "staging")
+    from lmops.evaluation.loading import logged_model_id
+
+    logged = registry.get_logged_model(logged_model_id(mv))
+    names = {m.key for m in logged.metrics}
+    assert {"eval/perplexity", "safety/toxicity_rate", "bias/mean_abs_gap"} <= names
+    eval_set = mv.tags["lmops.eval_set"]
+    assert all(m.dataset_name == eval_set for m in logged.metrics if m.key == "eval/perplexity")
+
+
+def test_run_holds_tables_report_and_card(registry):
+    mv = registry.get_model_version_by_alias("lmops-tiny", "staging")
+    files = {f.path for f in registry.list_artifacts(mv.run_id, "eval")}
+    for name in ("eval_samples", "safety_redteam", "bias_pairs", "eval_perplexity_by_lang"):
+        assert f"eval/{name}.json" in files, files
+    assert "eval/report.html" in files
+    card = registry.get_model_version("lmops-tiny", mv.version).description
+    assert not card.startswith("---") and mv.tags["lmops.dataset_version"] in card
+
+
 def test_loads_from_staging_alias_and_generates(tiny_run, registry):
     pipe = mlflow.transformers.load_model("models:/lmops-tiny@staging")
     prompt = "The function returns"

@@ -29,12 +29,12 @@ import numpy as np
 
 from lmops.config import DataConfig
 from lmops.data import standard
-from lmops.data.pii import KINDS as PII_KINDS
 from lmops.data.publish import StagedVersion, _BufferedWriter
 from lmops.data.readers import expand_sources, read_source_file
 from lmops.data.rules import Standard, load_standard
 from lmops.data.validate import ValidationOutcome, validate_dataset
 from lmops.errors import DataStandardError, SourceError
+from lmops.text.pii import KINDS as PII_KINDS
 
 CANDIDATE_ROWS = 20_000
 PII_COLUMNS = tuple(f"pii_{k}" for k in PII_KINDS)

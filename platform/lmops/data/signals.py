@@ -14,12 +14,12 @@ import pyarrow as pa
 from lmops.data import standard as std_mod
 from lmops.data.langid import detect_languages
 from lmops.data.near_dedup import NearDedupIndex
-from lmops.data.pii import KINDS as PII_KINDS
-from lmops.data.pii import redact
 from lmops.data.quality import quality_decision, quality_signals
 from lmops.data.rules import Standard
 from lmops.data.schema import CANDIDATE_SCHEMA
-from lmops.data.toxicity import toxicity_scores
+from lmops.text.pii import KINDS as PII_KINDS
+from lmops.text.pii import redact
+from lmops.text.toxicity import toxicity_scores
 
 # Signals kept as columns (the rest of quality_signals is recomputable and large).
 KEPT_SIGNALS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmops.data.toxicity import (
+from lmops.text.toxicity import (
     TOXICITY_THRESHOLD,
     ZH_HITS_PER_100_CHARS_AT_MAX,
     toxicity_score,

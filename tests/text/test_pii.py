@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmops.data.pii import KINDS, PiiHit, cn_id_ok, find_pii, luhn_ok, redact
+from lmops.text.pii import KINDS, PiiHit, cn_id_ok, find_pii, luhn_ok, redact
 
 _CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 

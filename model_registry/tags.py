@@ -1,0 +1,39 @@
+"""Every tag name lmops writes to the registry, in one place.
+
+Lineage and gate tags use the ``lmops.`` prefix. Evidence tags keep the metric's
+family as prefix (``eval.perplexity``, ``safety.score``, ``bias.mean_abs_gap``) so a
+reviewer reads them as they appear in the eval report.
+"""
+
+from __future__ import annotations
+
+DATASET_VERSION = "lmops.dataset_version"
+MLFLOW_RUN = "lmops.mlflow_run"
+CODE_COMMIT = "lmops.code_commit"
+CONFIG = "lmops.config"
+CONFIG_DIGEST = "lmops.config_digest"
+TOKENIZER = "lmops.tokenizer"
+EVAL_SET = "lmops.eval_set"
+MODEL_KIND = "lmops.model_kind"
+TRAIN_CACHE_KEY = "lmops.train_cache_key"
+EVIDENCE_DIGEST = "lmops.evidence_digest"
+COMPARED_WITH = "lmops.compared_with"
+
+# Tags of evaluation runs (one run per model version and evaluation set).
+RUN_KIND = "lmops.kind"
+EVALUATED_MODEL = "lmops.evaluated_model"
+EVAL_CONFIG_DIGEST = "lmops.eval_config_digest"
+
+EVIDENCE_FAMILIES = ("eval", "safety", "bias")
+
+
+def gate(alias: str) -> str:
+    return f"lmops.gate.{alias}"
+
+
+def gate_reasons(alias: str) -> str:
+    return f"lmops.gate.{alias}.reasons"
+
+
+def audit(timestamp: str) -> str:
+    return f"lmops.audit.{timestamp}"
