@@ -17,6 +17,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lmops.errors import ConfigError
+from lmops.evaluation.scorer import SUITES
 
 
 class _Frozen(BaseModel):
@@ -217,15 +218,7 @@ class EvalConfig(_Frozen):
     """The standard evaluation every model gets: a list of scorers and their settings."""
 
     scorers: list[str] = Field(
-        default_factory=lambda: [
-            "perplexity",
-            "generation",
-            "prompt_tasks",
-            "redteam",
-            "pii_leak",
-            "memorisation",
-            "bias",
-        ],
+        default_factory=lambda: list(SUITES["standard"]),
         description="Scorer names (lmops.evaluation.scorer.SCORERS), run in this order.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda if present.")
