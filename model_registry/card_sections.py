@@ -264,7 +264,11 @@ def comparison(c: CardInputs, compact: bool = False) -> str:
 
 
 def lineage(c: CardInputs) -> str:
-    return "\n".join(f"- {k}: `{v}`" for k, v in sorted(c.lineage.items()))
+    """Lineage tags; runs are links the MLflow UI opens (``c.links``: tag -> UI path)."""
+    return "\n".join(
+        f"- {k}: [`{v}`]({c.links[k]})" if k in c.links else f"- {k}: `{v}`"
+        for k, v in sorted(c.lineage.items())
+    )
 
 
 def how_to_load(c: CardInputs) -> str:

@@ -51,6 +51,9 @@ class CardInputs(BaseModel):
     comparison: Comparison | None = None
     eval_set: str | None = Field(None, description="Id of the set the metrics are on.")
     lineage: dict[str, str] = {}
+    links: dict[str, str] = Field(
+        {}, description="Lineage tag -> MLflow UI path (#/experiments/E/runs/R) of its run."
+    )
     config: dict[str, Any] = {}
     version: str | None = Field(None, description="Registered version, once known.")
     alias: str | None = Field(None, description="Alias the gate guards, e.g. staging.")
@@ -127,6 +130,24 @@ def card_metadata(inputs: CardInputs) -> ModelCardData:
     )
 
 
+def run_links(lineage: dict[str, str]) -> dict[str, str]:
+    """UI paths of the runs named in ``lineage`` (training run, ingest run)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    out = {}
+    for key in (T.MLFLOW_RUN, T.INGEST_RUN):
+        run_id = lineage.get(key)
+        if not run_id:
+            continue
+        try:
+            exp = MlflowClient().get_run(run_id).info.experiment_id
+        except MlflowException:
+            continue
+        out[key] = f"#/experiments/{exp}/runs/{run_id}"
+    return out
+
+
 def card_for_run(
     config: RunConfig,
     ds: Any,
@@ -141,7 +162,6 @@ def card_for_run(
     defined by the flows in ``pipelines``, which this package must not import.
     """
     from lmops.data.ingest import load_manifest
-    from model_registry.gates import load_policy
 
     path = Path(ds.path)
     return render_card(
@@ -156,8 +176,9 @@ def card_for_run(
             comparison=ev.comparison,
             eval_set=ev.eval_set_id,
             lineage=lineage,
+            links=run_links(lineage),
             config=config.model_dump(mode="json"),
             version=version,
-            alias=load_policy(config.registry.policy).get("alias", "staging"),
+            alias="staging",
         )
     )

@@ -98,6 +98,20 @@ def log_and_register(
     return info.model_uri, str(version.version), info.model_id
 
 
+def ingest_run_id(dataset_version: str) -> str | None:
+    """The ingest run that holds ``dataset_version``'s validation evidence, if logged."""
+    runs = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=(
+            f"tags.`lmops.kind` = 'ingest' and tags.`lmops.dataset_version` = '{dataset_version}'"
+        ),
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0].info.run_id if runs else None
+
+
 def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
     client = MlflowClient()
     for k, v in tags.items():

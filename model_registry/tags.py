@@ -17,7 +17,25 @@ EVAL_SET = "lmops.eval_set"
 MODEL_KIND = "lmops.model_kind"
 TRAIN_CACHE_KEY = "lmops.train_cache_key"
 EVIDENCE_DIGEST = "lmops.evidence_digest"
+DATA_VALIDATION = "lmops.data_validation"  # "passed" or "failed": the dataset's GX suite
+REGISTERED_BY = "lmops.registered_by"  # identity that registered the version
+INGEST_RUN = "lmops.ingest_run"  # MLflow run holding the dataset's validation evidence
 COMPARED_WITH = "lmops.compared_with"
+
+# Tags of registry events (runs in the audit and approvals experiments).
+EVENT = "lmops.event"
+EVENT_MODEL = "lmops.model"
+EVENT_VERSION = "lmops.version"
+EVENT_ALIAS = "lmops.alias"
+EVENT_ACTOR = "lmops.actor"
+EVENT_VERIFIED = "lmops.actor_verified"
+EVENT_FROM = "lmops.from_version"
+EVENT_TO = "lmops.to_version"
+EVENT_PASSED = "lmops.passed"
+EVENT_POLICY = "lmops.policy"
+EVENT_POLICY_DIGEST = "lmops.policy_digest"
+EVENT_EVIDENCE_DIGEST = "lmops.evidence_digest"
+NOTE = "mlflow.note.content"  # the run description MLflow's UI renders as markdown
 
 # Tags of evaluation runs (one run per model version and evaluation set).
 RUN_KIND = "lmops.kind"

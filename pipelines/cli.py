@@ -23,8 +23,35 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="lmops: corpus → validated data → Ray-trained LM → gated MLflow registry.",
+    help="lmops: corpus → validated data → Ray-trained LM → evaluated, gated MLflow registry.",
+    epilog="Exit codes: 0 done; 2 usage or a request that cannot be served; 3 a dataset "
+    "failed its standard; 4 a gate refused a promotion; 130 interrupted.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from lmops import __version__
+
+        print(f"lmops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show library warnings and logs.")
+    ] = False,
+) -> None:
+    """Options that apply to every command."""
+    if verbose:
+        os.environ["LMOPS_VERBOSE"] = "1"
+
+
 config_app = typer.Typer(help="Inspect run configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 data_app = typer.Typer(help="Inspect published dataset versions.", no_args_is_help=True)
@@ -47,7 +74,12 @@ SetOpt = Annotated[
 
 
 def _quiet_console_logs() -> None:
-    """Keep third-party console logging out of the user's way; errors are ours to print."""
+    """Keep third-party console logging out of the user's way; errors are ours to print.
+
+    ``lmops --verbose`` keeps them: warnings are hidden by default, never lost.
+    """
+    if os.environ.get("LMOPS_VERBOSE"):
+        return
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "CRITICAL")
@@ -108,6 +140,14 @@ def run(
 
     result = pipeline_flow(cfg, sources or None)
     _print_summary(result)
+    pr = result.promotion
+    if not pr.promoted:
+        from model_registry.promotion import GateRefused
+
+        raise GateRefused(
+            f"the @{pr.alias} gate refused {pr.model_name} v{pr.version} (reasons above); "
+            "it is registered but not promoted"
+        )
 
 
 def _print_summary(r) -> None:
@@ -442,13 +482,20 @@ def ui(
     port: Annotated[int, typer.Option(help="Port for the MLflow UI.")] = 5000,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
 ) -> None:
-    """Start the MLflow UI on this home's tracking store (Ctrl-C to stop)."""
+    """Start the MLflow UI on this home's tracking store (Ctrl-C to stop).
+
+    Both artifact options name the home's folder: MLflow's defaults (``./mlruns`` for new
+    experiments, ``./mlartifacts`` for proxied uploads) are relative to the working directory.
+    """
     from lmops.home import prepare_environment
 
     h = prepare_environment()
     if not h.embedded_mlflow:
         console.print(f"MLFLOW_TRACKING_URI is set: open {h.tracking_uri} in a browser instead.")
         return
+    from lmops.tracking import keep_artifacts_in_home
+
+    keep_artifacts_in_home(h)  # experiments created elsewhere with MLflow's default
     cmd = [
         sys.executable,
         "-m",
@@ -457,6 +504,8 @@ def ui(
         "--backend-store-uri",
         h.tracking_uri,
         "--default-artifact-root",
+        h.artifacts.as_uri(),
+        "--artifacts-destination",
         h.artifacts.as_uri(),
         "--host",
         host,
@@ -487,6 +536,9 @@ def config_list() -> None:
 
 
 def main() -> None:
+    from pipelines.cli_registry import register
+
+    register(app)
     try:
         app()
     except LmopsError as e:

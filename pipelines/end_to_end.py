@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from mlflow import MlflowClient
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
@@ -15,8 +16,10 @@ from pydantic import BaseModel
 from lmops.config import RunConfig
 from lmops.home import home
 from lmops.tracking import configure_mlflow
+from model_registry import tags as T
+from model_registry.promotion import promote
 from pipelines.cache import cached_version, train_cache_key
-from pipelines.evaluate import EvalResult, evaluate_flow
+from pipelines.evaluate import EvalResult, evaluate_flow, rescorer
 from pipelines.ingest import DatasetVersion, ingest_flow
 from pipelines.notify import notify_failure
 from pipelines.promote import Promotion, promote_flow
@@ -88,9 +91,17 @@ def _result(
 
 
 def _cache_hit(config: RunConfig, ds: DatasetVersion, mv, times: dict) -> PipelineResult:
-    """Nothing changed since version ``mv``: report it instead of training again."""
+    """Nothing changed since version ``mv``: report it instead of training again.
+
+    A version that was registered but never gated (a run that crashed in between)
+    is gated now, so a cache hit never skips the gate.
+    """
     alias = "staging"
-    promoted = mv.tags.get(f"lmops.gate.{alias}") == "passed"
+    gated = T.gate(alias) in mv.tags
+    if not gated:
+        promote(mv.name, str(mv.version), alias, rescore=rescorer(config, ds.path))
+        mv = MlflowClient().get_model_version(mv.name, str(mv.version))
+    promoted = mv.tags.get(T.gate(alias)) == "passed"
     create_markdown_artifact(
         key="pipeline-summary",
         markdown=(
@@ -106,6 +117,8 @@ def _cache_hit(config: RunConfig, ds: DatasetVersion, mv, times: dict) -> Pipeli
         model_uri=f"models:/{mv.name}/{mv.version}",
         alias=alias,
         promoted=promoted,
-        reasons=[f"cache hit: v{mv.version} already built from these inputs"],
+        reasons=[f"cache hit: v{mv.version} already built from these inputs"]
+        + ([] if gated else ["it had never been gated: gated now"])
+        + mv.tags.get(T.gate_reasons(alias), "").splitlines(),
     )
     return _result(config, ds, promo, times)

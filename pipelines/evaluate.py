@@ -28,8 +28,7 @@ from lmops.progress import reporter
 from lmops.tracking import configure_mlflow
 from model_registry.evaluations import comparison as compare
 from model_registry.evaluations import log_suite_results
-from model_registry.gates import load_policy
-from model_registry.register import current_holder
+from model_registry.promotion import holder
 from model_registry.rescore import evaluate_registered
 from pipelines.ingest import DatasetVersion
 from pipelines.train import TrainedModel
@@ -82,16 +81,32 @@ def evaluate_candidate(config: RunConfig, ds: DatasetVersion, trained: TrainedMo
 @task(name="rescore-incumbent", cache_policy=NO_CACHE)
 def rescore_incumbent(config: RunConfig, ds: DatasetVersion, alias: str) -> dict | None:
     """The holder of ``alias`` scored on the candidate's evaluation set, or None."""
-    holder = current_holder(config.registry.model_name, alias)
-    if holder is None:
+    version = holder(config.registry.model_name, alias)
+    if version is None:
         return None
-    data = eval_data_for(config, ds.path)
-    exp_id = configure_mlflow(home(), config.registry.experiment)
-    with reporter().task(f"evaluate: re-scoring incumbent v{holder.version}"):
-        ev = evaluate_registered(
-            f"models:/{holder.name}/{holder.version}", config.eval, data, exp_id, ds.path
-        )
+    with reporter().task(f"evaluate: re-scoring incumbent v{version}"):
+        ev = _rescore(config, ds.path, version)
     return {**ev.ref, "alias": alias, "cached": ev.cached, "metrics": ev.metrics}
+
+
+def _rescore(config: RunConfig, dataset_path: str, version: str):
+    data = eval_data_for(config, dataset_path)
+    exp_id = configure_mlflow(home(), config.registry.experiment)
+    uri = f"models:/{config.registry.model_name}/{version}"
+    return evaluate_registered(uri, config.eval, data, exp_id, dataset_path)
+
+
+def rescorer(config: RunConfig, dataset_path: str):
+    """A gate's ``rescore(incumbent, eval_set)``: the incumbent on the candidate's set.
+
+    Cached per (version, eval set, suite), so a promotion re-scores only once.
+    """
+
+    def rescore(incumbent: str, eval_set: str) -> dict[str, float] | None:
+        ev = _rescore(config, dataset_path, incumbent)
+        return ev.metrics if ev.eval_set_id == eval_set else None
+
+    return rescore
 
 
 @task(name="log-evaluation", retries=3, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -123,7 +138,7 @@ def log_evaluation(run_id: str, result: EvalResult, title: str) -> str:
 def evaluate_flow(config: RunConfig, dataset: DatasetVersion, trained: TrainedModel) -> EvalResult:
     """Score the candidate, re-score the incumbent on the same set, record both."""
     result = evaluate_candidate(config, dataset, trained)
-    alias = load_policy(config.registry.policy).get("alias", "staging")
+    alias = "staging"  # the alias a pipeline run's candidate is gated for
     incumbent = rescore_incumbent(config, dataset, alias)
     if incumbent is not None:
         ref = {k: incumbent[k] for k in ("name", "version", "alias", "run_id", "cached")}

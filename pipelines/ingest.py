@@ -46,6 +46,7 @@ class DatasetVersion(BaseModel):
     reasons: dict[str, int]
     langs: dict[str, int]
     validation: str
+    validation_passed: bool = True
     sources: list[str]
     stage_seconds: dict[str, float] = {}
 
@@ -182,6 +183,7 @@ def _to_model(rep: lib.IngestReport, sources: list[str]) -> DatasetVersion:
             f"{m['validation']['evaluated'] - len(m['validation']['failures'])}/"
             f"{m['validation']['evaluated']} passed"
         ),
+        validation_passed=not m["validation"]["failures"],
         sources=sources,
         stage_seconds=rep.stage_seconds or m.get("stage_seconds", {}),
     )

@@ -12,12 +12,13 @@ from lmops.config import RunConfig
 from lmops.progress import reporter
 from model_registry import tags as T
 from model_registry.evaluations import eval_dataset
-from model_registry.evidence import evidence_for_version, read_evidence
-from model_registry.gates import Evidence, decide, load_policy
+from model_registry.evidence import evidence_for_version
+from model_registry.identity import current_identity
 from model_registry.model_card import card_for_run
-from model_registry.promote import record_and_promote
-from model_registry.register import code_commit, log_and_register
+from model_registry.promotion import promote
+from model_registry.register import code_commit, ingest_run_id, log_and_register
 from pipelines.evaluate import EvalResult
+from pipelines.events import emit_alias_moved
 from pipelines.ingest import DatasetVersion
 from pipelines.retry import transient_io_only
 from pipelines.train import TrainedModel
@@ -49,7 +50,12 @@ def register_stage(
         T.CONFIG_DIGEST: config.digest(),
         T.TOKENIZER: trained.tokenizer_id,
         T.MODEL_KIND: ev.kind,
+        T.REGISTERED_BY: current_identity().name,
+        T.DATA_VALIDATION: "passed" if ds.validation_passed else "failed",
     }
+    ingest_run = ingest_run_id(ds.version_id)
+    if ingest_run:
+        lineage[T.INGEST_RUN] = ingest_run
     card = card_for_run(config, ds, ev, lineage)
     tags = {**lineage, **evidence_for_version(ev.metrics, ev.eval_set_id)}
     if ev.comparison is not None:
@@ -86,39 +92,33 @@ def register_stage(
 @task(
     name="gate-and-promote", retries=2, retry_delay_seconds=3, retry_condition_fn=transient_io_only
 )
-def gate_stage(
-    config: RunConfig, version: str, uri: str, trained: TrainedModel, ev: EvalResult
-) -> Promotion:
-    """Read the evidence back from the registry (digest checked) and decide."""
+def gate_stage(config: RunConfig, version: str, uri: str, ev: EvalResult) -> Promotion:
+    """Gate the new version for @staging; the comparison is the one evaluation made."""
     name = config.registry.model_name
-    policy = load_policy(config.registry.policy)
-    alias = policy.get("alias", "staging")
-    mv = MlflowClient().get_model_version(name, version)
-    stored = read_evidence(dict(mv.tags), f"{name} v{version}")
-    cmp = ev.comparison
-    evidence = Evidence(
-        metrics=stored.metrics,
-        vocab_size=trained.vocab_size,
-        eval_set=stored.eval_set,
-        baseline_metrics=(
-            {k: v["incumbent"] for k, v in cmp["metrics"].items()} if cmp is not None else None
-        ),
-        baseline_eval_set=cmp["eval_set"] if cmp is not None else None,
-        baseline_version=cmp["incumbent"]["version"] if cmp is not None else None,
-    )
-    decision = decide(evidence, policy)
-    promoted = record_and_promote(name, version, alias, decision)
+
+    def rescore(incumbent: str, eval_set: str) -> dict[str, float] | None:
+        cmp = ev.comparison
+        if cmp and cmp["incumbent"]["version"] == incumbent and cmp["eval_set"] == eval_set:
+            return {k: v["incumbent"] for k, v in cmp["metrics"].items()}
+        return None  # the holder changed since evaluation: the gate refuses, on record
+
+    out = promote(name, version, "staging", rescore=rescore)
+    decision = out.decision
+    if out.moved:
+        e, why = out.event, f"{out.event.policy} gate passed"
+        emit_alias_moved(name, "staging", e.from_version, version, e.actor, why)
     create_markdown_artifact(
         key="gate-decision",
-        markdown=f"# Gate for @{alias}: {name} v{version}\n\n"
-        + "\n".join(f"- {r}" for r in decision.reasons),
+        markdown=f"# Gate for @staging: {name} v{version}\n\n"
+        f"Policy `{decision.policy}` v{decision.policy_version} "
+        f"(digest `{decision.policy_digest}`)\n\n" + "\n".join(f"- {r}" for r in decision.reasons),
     )
     return Promotion(
         model_name=name,
         version=version,
         model_uri=uri,
-        alias=alias,
-        promoted=promoted,
+        alias="staging",
+        promoted=decision.passed,
         reasons=decision.reasons,
     )
 
@@ -133,4 +133,4 @@ def promote_flow(
 ) -> Promotion:
     """Register the candidate, decide on the gate policy, move the alias if it passed."""
     uri, version = register_stage(config, dataset, trained, evaluation, cache_key)
-    return gate_stage(config, version, uri, trained, evaluation)
+    return gate_stage(config, version, uri, evaluation)

@@ -234,13 +234,11 @@ class EvalConfig(_Frozen):
 
 
 class RegistryConfig(_Frozen):
-    """Where the model goes and which gate policy guards ``@staging``."""
+    """Where the model goes. Gate policies are not a run setting: each alias has one,
+    fixed in the repository (``model_registry/policies/<alias>.toml``)."""
 
     model_name: str = Field("lmops-lm", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     experiment: str = "lmops"
-    policy: str = Field(
-        "default", description="A policy name in model_registry/policies or a path."
-    )
     intended_use: str = Field(
         "Research on and evaluation of the lmops pipeline itself. Not for generating text "
         "that people rely on, and not for any decision about people.",
@@ -310,6 +308,11 @@ def build_config(
             raise ConfigError(f"override '{item}' must look like section.field=value")
         key, raw = item.split("=", 1)
         _set_dotted(tree, key.strip(), raw.strip())
+    if "policy" in (tree.get("registry") or {}):
+        raise ConfigError(
+            f"{origin}: registry.policy: a run cannot choose its gate policy; the policy "
+            "of each alias is fixed in model_registry/policies/<alias>.toml"
+        )
     try:
         tree["model"] = apply_preset(tree.get("model", {}))
         return RunConfig.model_validate(tree)

@@ -11,6 +11,11 @@ disjoint rolling windows; a smaller stride gives every token at least
 
 Bits per byte is the total NLL in bits over the UTF-8 bytes of the scored text. It
 does not depend on the tokenizer, so models with different vocabularies compare.
+
+The unigram baseline (``eval/unigram_bits_per_byte``) scores the same tokens with
+add-one-smoothed token frequencies of the training sample, in the model's own
+tokenizer: what a model that ignores context achieves. A gate asks a model to beat
+it by a margin, which an untrained or collapsed model cannot.
 """
 
 from __future__ import annotations
@@ -111,6 +116,17 @@ def model_context(model) -> int | None:
     return getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
 
 
+def unigram_nll(train: list[list[int]], scored: list[list[int]], vocab: int) -> float:
+    """Total NLL (nats) of ``scored`` tokens under add-one-smoothed ``train`` frequencies."""
+    counts = torch.ones(vocab, dtype=torch.float64)
+    for row in train:
+        if row:
+            counts += torch.bincount(torch.tensor(row), minlength=vocab)[:vocab].double()
+    logp = torch.log(counts / counts.sum())
+    flat = [t for row in scored for t in row]
+    return float(-logp[torch.tensor(flat, dtype=torch.long)].sum()) if flat else 0.0
+
+
 def _summary(nll: float, tokens: int, n_bytes: int) -> tuple[float, float, float]:
     mean = nll / tokens
     # Capped like val/perplexity, so a diverged model still logs a finite number.
@@ -205,4 +221,11 @@ class PerplexityScorer(Scorer):
                         "bits_per_byte": bpb,
                     }
                 )
+        if data.train_sample:
+            train = tokenizer([d.text for d in data.train_sample], add_special_tokens=False)
+            uni = unigram_nll(train["input_ids"], ids, len(tokenizer))
+            _, tokens, n_bytes, _ = groups["all"]
+            u_ppl, _, u_bpb = _summary(uni, tokens, n_bytes)
+            metrics["eval/unigram_perplexity"] = u_ppl
+            metrics["eval/unigram_bits_per_byte"] = u_bpb
         return ScoreResult(metrics, {"eval_perplexity_by_lang": rows})

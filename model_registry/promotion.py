@@ -1,0 +1,343 @@
+"""Promotion: the one place that moves aliases, always through a gate decision.
+
+``promote`` reads the candidate's evidence back from the registry (digest checked),
+compares it with the incumbent re-scored on the same evaluation set, counts the
+approvals a production move needs, decides with the alias's policy, moves the alias
+only on a pass and records every attempt in the history. Two promotions racing for
+one alias are serialised by a lock (see :func:`alias_lock`); the loser fails with a
+clear message and the history stays consistent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from lmops.errors import LmopsError
+from model_registry import history
+from model_registry import tags as T
+from model_registry.evidence import read_evidence
+from model_registry.gates import ApprovalRecord, Decision, Evidence, decide, load_policy
+from model_registry.identity import Identity, current_identity, promotion_identity
+
+LOCK_STALE_SECONDS = 600  # a lock older than this is from a crashed promotion
+# metrics of (incumbent version, eval set id), re-scored; None when it cannot be scored
+Rescore = Callable[[str, str], dict[str, float] | None]
+
+
+class GateRefused(LmopsError):
+    """A gate decided against the move; the reasons are in the message."""
+
+    exit_code = 4
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: Decision
+    event: history.Event
+    moved: bool
+
+
+def get_version(name: str, version: str):
+    client = MlflowClient()
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            raise LmopsError(f"no registered model '{name}'; see `lmops models list`") from None
+        raise LmopsError(
+            f"model '{name}' has no version {version}; see `lmops models show {name}`"
+        ) from None
+
+
+def holder(name: str, alias: str) -> str | None:
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+@contextmanager
+def alias_lock(name: str, alias: str, who: str) -> Iterator[None]:
+    """Mutual exclusion for one alias, on any MLflow backend.
+
+    Registered-model names are unique in every MLflow store, and creating one is a
+    single insert that the server refuses when the name exists: the only atomic
+    check-and-set MLflow offers to every client. The lock is that model; it is
+    deleted on exit, and one older than ``LOCK_STALE_SECONDS`` is taken over.
+    """
+    client = MlflowClient()
+    lock = f"lmops-lock.{name}.{alias}"
+    for _ in range(2):
+        try:
+            client.create_registered_model(
+                lock, tags={"lmops.lock_owner": who}, description=f"promotion of @{alias} running"
+            )
+            break
+        except MlflowException:
+            try:
+                held = client.get_registered_model(lock)
+            except MlflowException:
+                continue  # released in between: try again
+            age = time.time() - held.creation_timestamp / 1000
+            if age > LOCK_STALE_SECONDS:
+                client.delete_registered_model(lock)
+                continue
+            raise LmopsError(
+                f"another promotion of {name} @{alias} is in progress "
+                f"(by {held.tags.get('lmops.lock_owner', '?')}, {age:.0f} s ago); "
+                "retry when it has finished"
+            ) from None
+    else:
+        raise LmopsError(f"could not take the promotion lock for {name} @{alias}")
+    try:
+        yield
+    finally:
+        with suppress(MlflowException):
+            client.delete_registered_model(lock)
+
+
+def _approvals(
+    name: str, version: str, author: str, authenticated: bool
+) -> tuple[ApprovalRecord, ...]:
+    """Standing approvals: each identity's latest approve/reject for the version counts.
+
+    On a server with authentication only approvers can write to the approvals
+    experiment (EDIT on it), so a verified record carries the role; an unverified one
+    (a name typed into a form) does not. Embedded, nothing is verified and every
+    record counts: there is no one to check identities against.
+    """
+    latest: dict[str, history.Event] = {}
+    for ev in history.events(name, version, history.APPROVALS_EXPERIMENT):
+        latest[ev.actor] = ev
+    return tuple(
+        ApprovalRecord(
+            identity=a, has_role=ev.verified or not authenticated, is_author=(a == author)
+        )
+        for a, ev in latest.items()
+        if ev.event == "approve"
+    )
+
+
+def _hours_in_staging(name: str, version: str) -> float | None:
+    moved = [
+        e
+        for e in history.events(name, version)
+        if e.alias == "staging" and e.to_version == str(version)
+    ]
+    if not moved or holder(name, "staging") != str(version):
+        return None
+    return (time.time() - moved[-1].time) / 3600
+
+
+def gate_evidence(
+    name: str,
+    version: str,
+    alias: str,
+    rescore: Rescore | None = None,
+    authenticated: bool = False,
+) -> tuple[Evidence, str]:
+    """Evidence for the gate, read from the registry; returns it with its digest."""
+    mv = get_version(name, version)
+    tags = dict(mv.tags)
+    stored = read_evidence(tags, f"{name} v{version}")  # raises on missing or edited
+    incumbent = holder(name, alias)
+    inc_metrics = None
+    if incumbent is not None and incumbent != str(version) and rescore is not None:
+        inc_metrics = rescore(incumbent, stored.eval_set)
+    validation = tags.get(T.DATA_VALIDATION)
+    return (
+        Evidence(
+            metrics=stored.metrics,
+            eval_set=stored.eval_set,
+            data_validation_passed=None if validation is None else validation == "passed",
+            incumbent_metrics=inc_metrics,
+            incumbent_eval_set=stored.eval_set if inc_metrics is not None else None,
+            incumbent_version=incumbent if inc_metrics is not None else None,
+            approvals=_approvals(name, version, tags.get(T.REGISTERED_BY, ""), authenticated),
+            hours_in_staging=_hours_in_staging(name, version),
+            holds=tuple(mv.aliases or ()),
+        ),
+        stored.digest,
+    )
+
+
+def promote(
+    name: str,
+    version: str,
+    alias: str,
+    rescore: Rescore | None = None,
+    identity: Identity | None = None,
+) -> Outcome:
+    """Decide with ``alias``'s policy; move the alias only if the decision passed."""
+    version = str(version)
+    policy = load_policy(alias)  # unknown alias: a clear error before anything else
+    who = identity or current_identity()
+    required = promotion_identity()
+    if alias == "production" and required and who.name != required:
+        raise LmopsError(
+            f"only the promotion identity '{required}' moves @production; you are "
+            f"{who.label()}. Approve with `lmops approve {name} {version}` instead"
+        )
+    get_version(name, version)
+    with alias_lock(name, alias, who.name):
+        before = holder(name, alias)
+        try:
+            evidence, digest = gate_evidence(name, version, alias, rescore, who.verified)
+        except LmopsError as e:  # missing or tampered evidence is a refusal, on record
+            decision = Decision(False, [f"FAIL {e}"], policy.name, policy.version, policy.digest())
+            digest = ""
+        else:
+            decision = decide(evidence, policy)
+        moved = decision.passed and before != version
+        if decision.passed:
+            MlflowClient().set_registered_model_alias(name, alias, version)
+        event = history.record(
+            history.Event(
+                event="gate",
+                model=name,
+                version=version,
+                alias=alias,
+                actor=who.name,
+                verified=who.verified,
+                from_version=before or "",
+                to_version=version if decision.passed else "",
+                passed=decision.passed,
+                reasons=tuple(decision.reasons),
+                policy=f"{policy.name}@{policy.version}",
+                policy_digest=policy.digest(),
+                evidence_digest=digest,
+            )
+        )
+        _mark_version(name, version, alias, decision)
+    return Outcome(decision, event, moved)
+
+
+def _mark_version(name: str, version: str, alias: str, decision: Decision) -> None:
+    """The latest verdict on the version page: tags, and the history in the description."""
+    client = MlflowClient()
+    client.set_model_version_tag(
+        name, version, T.gate(alias), "passed" if decision.passed else "refused"
+    )
+    client.set_model_version_tag(name, version, T.gate_reasons(alias), "\n".join(decision.reasons))
+    refresh_history_section(name, version)
+
+
+HISTORY_HEADING = "## Promotion history"
+DESCRIPTION_LIMIT = 5000  # MLflow's column for a version description
+HISTORY_ROWS = 8
+
+
+def refresh_history_section(name: str, version: str) -> None:
+    """Rewrite the description's history: who, when, from -> to and why, as a table.
+
+    The version page shows the description, not the audit experiment, so a reviewer
+    reads the latest decisions there; the full history is ``lmops history``.
+    """
+    client = MlflowClient()
+    mv = client.get_model_version(name, version)
+    card = (mv.description or "").split(f"\n{HISTORY_HEADING}")[0].rstrip()
+    evs = sorted(
+        history.events(name, version) + history.events(name, version, history.APPROVALS_EXPERIMENT),
+        key=lambda e: e.time,
+    )[-HISTORY_ROWS:]
+    rows = ["| when (UTC) | who | what | alias: from → to | why |", "|---|---|---|---|---|"]
+    for e in evs:
+        failed = [r.removeprefix("FAIL ") for r in e.reasons if r.startswith("FAIL")]
+        why = "; ".join(failed) or e.comment or ("all rows passed" if e.passed else "")
+        what = {"gate": "gate passed" if e.passed else "gate REFUSED"}.get(e.event, e.event)
+        move = f"@{e.alias}: v{e.from_version or '-'} → v{e.to_version or '-'}"
+        who = e.actor + ("" if e.verified else " (unverified)")
+        rows.append(f"| {e.when} | {who} | {what} | {move} | {why[:160]} |".replace("\n", " "))
+    section = f"\n\n{HISTORY_HEADING}\n\n" + "\n".join(rows) + "\n\nFull history: `lmops history`."
+    room = DESCRIPTION_LIMIT - len(section)
+    if len(card) > room:  # keep the history; shorten the card at a line boundary
+        card = (
+            card[: card.rfind("\n", 0, room - 80)]
+            + "\n\n_Card shortened: see the run artifact `model_card.md`._"
+        )
+    client.update_model_version(name, version, description=card + section)
+
+
+def approve(name: str, version: str, comment: str = "", reject: bool = False) -> history.Event:
+    """Record the caller's approval (or rejection) of ``version`` for @production."""
+    version = str(version)
+    mv = get_version(name, version)
+    who = current_identity()
+    author = mv.tags.get(T.REGISTERED_BY, "")
+    if who.name == author and not reject:
+        raise LmopsError(
+            f"{who.label()} registered {name} v{version} and cannot approve it: "
+            "approval must come from someone else"
+        )
+    try:
+        ev = history.record(
+            history.Event(
+                event="reject" if reject else "approve",
+                model=name,
+                version=version,
+                alias="production",
+                actor=who.name,
+                verified=who.verified,
+                comment=comment,
+                passed=not reject,
+            ),
+            history.APPROVALS_EXPERIMENT,
+        )
+    except MlflowException as e:
+        if "PERMISSION_DENIED" in str(e) or "Permission denied" in str(e):
+            raise LmopsError(
+                f"{who.label()} lacks the approver role: EDIT on the MLflow experiment "
+                f"'{history.APPROVALS_EXPERIMENT}' (see docs/promotion.md)"
+            ) from None
+        raise
+    refresh_history_section(name, version)
+    return ev
+
+
+def rollback(name: str, alias: str) -> history.Event:
+    """Return ``alias`` to the version that held it before the current holder."""
+    load_policy(alias)
+    who = current_identity()
+    required = promotion_identity()
+    if alias == "production" and required and who.name != required:
+        raise LmopsError(f"only the promotion identity '{required}' moves @production")
+    with alias_lock(name, alias, who.name):
+        current = holder(name, alias)
+        if current is None:
+            raise LmopsError(f"{name} has no @{alias} to roll back")
+        moves = [
+            e
+            for e in history.events(name)
+            if e.event == "gate" and e.alias == alias and e.to_version == current
+        ]
+        if not moves or not moves[-1].from_version:
+            raise LmopsError(
+                f"{name} @{alias} (v{current}) has no earlier holder in the history; "
+                "nothing to roll back to"
+            )
+        previous = moves[-1].from_version
+        MlflowClient().set_registered_model_alias(name, alias, previous)
+        ev = history.record(
+            history.Event(
+                event="rollback",
+                model=name,
+                version=previous,
+                alias=alias,
+                actor=who.name,
+                verified=who.verified,
+                from_version=current,
+                to_version=previous,
+                reasons=(f"rolled back from v{current} to its previous holder v{previous}",),
+            )
+        )
+    for v in (current, previous):
+        refresh_history_section(name, v)
+    return ev

@@ -1,0 +1,260 @@
+"""Registry commands of the ``lmops`` CLI: promote, approve, reject, rollback, history,
+models, lineage. Every write goes through ``model_registry.promotion``.
+
+Exit codes (all commands): 0 done; 2 usage or a request that cannot be served
+(unknown version, wrong alias, bad config); 3 a dataset failed its standard;
+4 a gate refused the move; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lmops.errors import LmopsError
+
+console = Console()
+models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+AliasOpt = Annotated[str, typer.Option("--to", help="Target alias: staging or production.")]
+
+
+def _tracking():
+    from lmops.home import prepare_environment
+    from lmops.tracking import configure_mlflow
+
+    h = prepare_environment()
+    configure_mlflow(h, "lmops")
+    return h
+
+
+def _rescorer(name: str, version: str):
+    """Re-scores the incumbent on this version's eval set, from its own run config."""
+    from lmops.data.catalog import find_version
+    from lmops.home import home
+    from model_registry import tags as T
+    from model_registry.promotion import get_version
+    from pipelines.evaluate import rescorer
+    from pipelines.run_config import load_run_config, named_configs
+
+    tags = get_version(name, version).tags
+    cfg_name = tags.get(T.CONFIG, "cpu")
+    cfg = load_run_config(cfg_name if cfg_name in named_configs() else "cpu")
+    ds = tags.get(T.DATASET_VERSION)
+    if ds is None:
+        return None
+    path = home().datasets / find_version(home().datasets, ds)["version_id"]
+    return rescorer(cfg, str(path))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the registry commands to the main app."""
+    app.add_typer(models_app, name="models")
+    app.command()(promote)
+    app.command()(approve)
+    app.command()(reject)
+    app.command()(rollback)
+    app.command()(history)
+    app.command()(lineage)
+
+
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="Version number.")],
+    to: AliasOpt = "staging",
+) -> None:
+    """Gate VERSION with the alias's policy; move the alias only if every row passes."""
+    _tracking()
+    from model_registry.promotion import GateRefused
+    from model_registry.promotion import promote as do_promote
+
+    out = do_promote(name, version, to, rescore=_rescorer(name, version))
+    d = out.decision
+    console.print(f"policy {d.policy} v{d.policy_version} (digest {d.policy_digest})")
+    for r in d.reasons:
+        console.print(("  [green]" if r.startswith("ok") else "  [red]") + r + "[/]")
+    if not d.passed:
+        raise GateRefused(f"@{to} gate refused {name} v{version}; see the reasons above")
+    if out.moved:
+        from pipelines.events import emit_alias_moved
+
+        ev = out.event
+        emit_alias_moved(name, to, ev.from_version, version, ev.actor, f"{ev.policy} gate passed")
+    console.print(f"{name} v{version} now holds @{to}" + ("" if out.moved else " (already)"))
+
+
+def approve(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="Version number.")],
+    comment: Annotated[str, typer.Option(help="What you checked.")] = "",
+) -> None:
+    """Record your approval of VERSION for @production, as the identity you act as."""
+    _tracking()
+    from model_registry.promotion import approve as do_approve
+
+    ev = do_approve(name, version, comment)
+    console.print(f"approval of {name} v{version} recorded for {ev.actor} at {ev.when}")
+
+
+def reject(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, typer.Argument(help="Version number.")],
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+) -> None:
+    """Record your rejection of VERSION (it withdraws an earlier approval of yours)."""
+    _tracking()
+    from model_registry.promotion import approve as do_approve
+
+    ev = do_approve(name, version, comment, reject=True)
+    console.print(f"rejection of {name} v{version} recorded for {ev.actor} at {ev.when}")
+
+
+def rollback(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    alias: Annotated[str, typer.Option(help="The alias to return to its previous holder.")] = (
+        "production"
+    ),
+) -> None:
+    """Return ALIAS to the version that held it before the current one."""
+    _tracking()
+    from model_registry.promotion import rollback as do_rollback
+
+    ev = do_rollback(name, alias)
+    from pipelines.events import emit_alias_moved
+
+    emit_alias_moved(name, alias, ev.from_version, ev.to_version, ev.actor, ev.reasons[0])
+    console.print(f"@{alias}: v{ev.from_version} -> v{ev.to_version} (recorded)")
+
+
+def history(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Who moved which version, when, from -> to, and why: every gate decision."""
+    _tracking()
+    from model_registry import history as hist
+
+    events = sorted(
+        hist.events(name) + hist.events(name, experiment=hist.APPROVALS_EXPERIMENT),
+        key=lambda e: e.time,
+    )
+    if json_out:
+        print(json.dumps([e.as_dict() for e in events], indent=2))
+        return
+    if not events:
+        console.print(f"no registry events for {name}")
+        return
+    t = Table("when (UTC)", "who", "event", "version", "alias: from -> to", "policy", "evidence")
+    for e in events:
+        verdict = {"gate": "passed" if e.passed else "REFUSED"}.get(e.event, "")
+        move = f"{e.alias}: v{e.from_version or '-'} -> v{e.to_version or '-'}"
+        t.add_row(
+            e.when,
+            e.actor + ("" if e.verified else " (unverified)"),
+            f"{e.event} {verdict}".strip(),
+            e.version,
+            move if e.event in ("gate", "rollback") else e.alias,
+            f"{e.policy} {e.policy_digest}".strip(),
+            e.evidence_digest[:12],
+        )
+    console.print(t)
+    for e in events:
+        failed = [r for r in e.reasons if r.startswith("FAIL")]
+        if failed or e.comment:
+            console.print(
+                f"[dim]{e.when} v{e.version} {e.event}:[/] " + "; ".join(failed or [e.comment])
+            )
+
+
+@models_app.command("list")
+def models_list(json_out: JsonOpt = False) -> None:
+    """Every registered model with its aliases."""
+    _tracking()
+    from mlflow import MlflowClient
+
+    rows = [
+        {
+            "name": m.name,
+            "aliases": {a: str(v) for a, v in (m.aliases or {}).items()},
+            "latest": max((int(v.version) for v in m.latest_versions or []), default=None),
+        }
+        for m in MlflowClient().search_registered_models()
+        if not m.name.startswith("lmops-lock.")
+    ]
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    t = Table("model", "aliases", "latest version")
+    for r in rows:
+        t.add_row(
+            r["name"], ", ".join(f"@{a}=v{v}" for a, v in r["aliases"].items()), str(r["latest"])
+        )
+    console.print(t)
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="Registered model name.")], json_out: JsonOpt = False
+) -> None:
+    """The versions of NAME: aliases, gate verdicts and headline evidence."""
+    _tracking()
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from model_registry import tags as T
+
+    client = MlflowClient()
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        raise LmopsError(f"no registered model '{name}'; see `lmops models list`") from None
+    aliases = {str(v): a for a, v in (model.aliases or {}).items()}
+    rows = []
+    for mv in sorted(
+        client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version)
+    ):
+        t = mv.tags
+        rows.append(
+            {
+                "version": str(mv.version),
+                "aliases": [a for v, a in aliases.items() if v == str(mv.version)],
+                "staging_gate": t.get(T.gate("staging"), ""),
+                "production_gate": t.get(T.gate("production"), ""),
+                "bits_per_byte": t.get("eval.bits_per_byte", ""),
+                "safety_score": t.get("safety.score", ""),
+                "dataset": t.get(T.DATASET_VERSION, ""),
+                "run": mv.run_id,
+            }
+        )
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(*rows[0].keys()) if rows else Table("version")
+    for r in rows:
+        table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in r.values()))
+    console.print(table)
+
+
+def lineage(
+    ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME/VERSION.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """The whole chain: version -> run -> dataset -> sources, standard, tokenizer, code."""
+    h = _tracking()
+    from model_registry.lineage import lineage as build
+
+    chain = build(ref, h.datasets)
+    if json_out:
+        print(json.dumps(chain, indent=2))
+        return
+    for key, value in chain.items():
+        if isinstance(value, list):
+            console.print(f"[bold]{key}[/]:")
+            for item in value:
+                console.print(f"  - {item}")
+        else:
+            console.print(f"[bold]{key}[/]: {value}")
