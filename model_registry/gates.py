@@ -208,9 +208,16 @@ def _baseline(evidence: Evidence, rule: Baseline | None, reasons: list[str], che
     if rule is None:
         return
     base = evidence.incumbent_metrics
-    if base is None:
+    if base is None and evidence.incumbent_version is None:
         # TFX: with no baseline, the change thresholds are skipped, not failed.
         reasons.append("skip baseline: no current holder")
+        return
+    if base is None:
+        check(
+            False,
+            f"incumbent v{evidence.incumbent_version} could not be re-scored on the "
+            "candidate's eval set (its dataset is not in this LMOPS_HOME?)",
+        )
         return
     if evidence.incumbent_eval_set != evidence.eval_set:
         check(False, f"incumbent v{evidence.incumbent_version} was scored on another eval set")

@@ -4,7 +4,8 @@ Against ``mlflow server --app-name basic-auth`` the credentials in
 ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` are checked by asking the
 server for that user (``/api/2.0/mlflow/users/get``), which it answers only for a
 caller whose password it accepted. Embedded (SQLite, no server) there is nobody to
-check against: the OS user is recorded and marked unverified.
+check against: ``MLFLOW_TRACKING_USERNAME`` or else the OS user is recorded, marked
+unverified.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def current_identity() -> Identity:
     user = os.environ.get("MLFLOW_TRACKING_USERNAME")
     if uri.startswith(("http://", "https://")) and user:
         return _server_user(uri, user)
-    return Identity(getpass.getuser(), False, "local user, no authentication")
+    # Embedded: a name can be given the MLflow way, but nothing checks it.
+    return Identity(user or getpass.getuser(), False, "local, no authentication")
 
 
 def promotion_identity() -> str | None:

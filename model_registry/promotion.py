@@ -160,7 +160,7 @@ def gate_evidence(
             data_validation_passed=None if validation is None else validation == "passed",
             incumbent_metrics=inc_metrics,
             incumbent_eval_set=stored.eval_set if inc_metrics is not None else None,
-            incumbent_version=incumbent if inc_metrics is not None else None,
+            incumbent_version=incumbent if incumbent != str(version) else None,
             approvals=_approvals(name, version, tags.get(T.REGISTERED_BY, ""), authenticated),
             hours_in_staging=_hours_in_staging(name, version),
             holds=tuple(mv.aliases or ()),

@@ -32,25 +32,6 @@ def _tracking():
     return h
 
 
-def _rescorer(name: str, version: str):
-    """Re-scores the incumbent on this version's eval set, from its own run config."""
-    from lmops.data.catalog import find_version
-    from lmops.home import home
-    from model_registry import tags as T
-    from model_registry.promotion import get_version
-    from pipelines.evaluate import rescorer
-    from pipelines.run_config import load_run_config, named_configs
-
-    tags = get_version(name, version).tags
-    cfg_name = tags.get(T.CONFIG, "cpu")
-    cfg = load_run_config(cfg_name if cfg_name in named_configs() else "cpu")
-    ds = tags.get(T.DATASET_VERSION)
-    if ds is None:
-        return None
-    path = home().datasets / find_version(home().datasets, ds)["version_id"]
-    return rescorer(cfg, str(path))
-
-
 def register(app: typer.Typer) -> None:
     """Add the registry commands to the main app."""
     app.add_typer(models_app, name="models")
@@ -71,8 +52,9 @@ def promote(
     _tracking()
     from model_registry.promotion import GateRefused
     from model_registry.promotion import promote as do_promote
+    from pipelines.evaluate import rescorer_for_version
 
-    out = do_promote(name, version, to, rescore=_rescorer(name, version))
+    out = do_promote(name, version, to, rescore=rescorer_for_version(name, version))
     d = out.decision
     console.print(f"policy {d.policy} v{d.policy_version} (digest {d.policy_digest})")
     for r in d.reasons:

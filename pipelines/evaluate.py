@@ -188,3 +188,21 @@ def evaluate_version_flow(
         metrics=ev.metrics,
         skipped=skipped,
     )
+
+
+def rescorer_for_version(name: str, version: str):
+    """Re-scores the incumbent on this version's eval set, from its own run config."""
+    from lmops.data.catalog import find_version
+    from lmops.home import home
+    from model_registry import tags as T
+    from model_registry.promotion import get_version
+    from pipelines.run_config import load_run_config, named_configs
+
+    tags = get_version(name, version).tags
+    cfg_name = tags.get(T.CONFIG, "cpu")
+    cfg = load_run_config(cfg_name if cfg_name in named_configs() else "cpu")
+    ds = tags.get(T.DATASET_VERSION)
+    if ds is None:
+        return None
+    path = home().datasets / find_version(home().datasets, ds)["version_id"]
+    return rescorer(cfg, str(path))

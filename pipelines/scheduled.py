@@ -30,11 +30,20 @@ def scheduled_ingest(
 def scheduled_train(
     config_name: str = "cpu", sources: list[str] | None = None, overrides: list[str] | None = None
 ) -> dict:
-    """Ingest → train → evaluate → promote to @staging; skipped stages say so when cached."""
+    """Ingest → train → evaluate → promote to @staging; fails when the gate refuses."""
     prepare_environment()
     from pipelines.end_to_end import pipeline_flow
 
     r = pipeline_flow(load_run_config(config_name, overrides or []), sources or None)
+    pr = r.promotion
+    if not pr.promoted:
+        # A refused candidate fails the scheduled run, so the failure hook notifies.
+        from model_registry.promotion import GateRefused
+
+        failed = [x for x in pr.reasons if x.startswith("FAIL")]
+        raise GateRefused(
+            f"the @{pr.alias} gate refused {pr.model_name} v{pr.version}: " + "; ".join(failed)
+        )
     return {
         "dataset": r.dataset.version_id,
         "model": r.promotion.model_name,

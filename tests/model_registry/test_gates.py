@@ -85,6 +85,12 @@ def test_must_not_regress_against_the_rescored_incumbent():
     assert decide(_ev(incumbent_bpb=1.95), STAGING).passed
 
 
+def test_incumbent_that_could_not_be_rescored_is_refused_not_skipped():
+    ev = _ev()
+    d = decide(Evidence(ev.metrics, "es-a", True, incumbent_version="3", holds=ev.holds), STAGING)
+    assert not d.passed and any("could not be re-scored" in r for r in d.reasons)
+
+
 def test_incumbent_scored_on_another_set_is_refused_not_skipped():
     d = decide(_ev(incumbent_bpb=2.5, same_set=False), STAGING)
     assert not d.passed and any("another eval set" in r for r in d.reasons)
