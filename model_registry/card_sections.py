@@ -338,6 +338,33 @@ _DROP_ORDER = (
 )
 
 
+def tables_as_lists(md: str) -> str:
+    """Markdown tables rewritten as bullet lists.
+
+    MLflow's version page renders a description's tables without borders or padding,
+    so cells run together ("eval/tokens_scored3,049"); lists read cleanly there. Rows
+    become ``- first: header value, header value``.
+    """
+    out: list[str] = []
+    lines = md.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        is_table = line.startswith("| ") and i + 1 < len(lines) and lines[i + 1].startswith("|---")
+        if not is_table:
+            out.append(line)
+            i += 1
+            continue
+        header = [h.strip() for h in line.strip("|").split("|")]
+        i += 2
+        while i < len(lines) and lines[i].startswith("| "):
+            cells = [c.strip() for c in lines[i].strip("|").split("|")]
+            rest = ", ".join(f"{h} {c}" for h, c in zip(header[1:], cells[1:], strict=False))
+            out.append(f"- **{cells[0]}**" + (f": {rest}" if len(header) > 2 else f": {cells[1]}"))
+            i += 1
+    return "\n".join(out)
+
+
 def table(header: list[str], rows: list[tuple]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(v) for v in r) + " |" for r in rows]

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from mlflow import MlflowClient
 from mlflow.entities import RunTag
 
+from lmops.tracking import ensure_experiment
 from model_registry import tags as T
 
 AUDIT_EXPERIMENT = "lmops-registry-audit"
@@ -82,10 +83,7 @@ def _experiment(client: MlflowClient, name: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    try:
-        return client.create_experiment(name, tags={T.RUN_KIND: "registry-history"})
-    except Exception:  # created concurrently
-        return client.get_experiment_by_name(name).experiment_id
+    return ensure_experiment(name, tags={T.RUN_KIND: "registry-history"})
 
 
 def record(ev: Event, experiment: str = AUDIT_EXPERIMENT) -> Event:

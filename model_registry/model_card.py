@@ -94,7 +94,7 @@ def render_card(inputs: CardInputs) -> ModelCardText:
     return ModelCardText(
         hf=f"---\n{meta.to_yaml()}\n---\n\n{head}{body}",
         display=f"{head}{table}\n\n{body}",
-        summary=f"{head}{table}\n\n{note}{S.body(inputs, compact=True)}",
+        summary=S.tables_as_lists(f"{head}{table}\n\n{note}{S.body(inputs, compact=True)}"),
     )
 
 

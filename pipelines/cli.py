@@ -471,21 +471,27 @@ def schedule() -> None:
     code = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env).returncode
     if code:
         raise LmopsError(f"`prefect deploy --all` failed (exit {code}); see its output above")
-    console.print(
-        "deployments registered: lmops-nightly-ingest/nightly-ingest (0 2 * * *), "
-        "lmops-weekly-train/weekly-train (0 4 * * 0)"
-    )
+    import yaml
+
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
+    for d in spec["deployments"]:
+        cron = ", ".join(x["cron"] for x in d.get("schedules") or []) or "on demand"
+        console.print(f"deployment registered: {d['name']} ({cron})")
 
 
 @app.command()
 def ui(
     port: Annotated[int, typer.Option(help="Port for the MLflow UI.")] = 5000,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
 ) -> None:
     """Start the MLflow UI on this home's tracking store (Ctrl-C to stop).
 
     Both artifact options name the home's folder: MLflow's defaults (``./mlruns`` for new
     experiments, ``./mlartifacts`` for proxied uploads) are relative to the working directory.
+    One worker and no MLflow job runners (GenAI jobs lmops does not use; set
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true to have them) suit one local reviewer: measured
+    on 2 cores, that starts in about 11 s with 2 processes, MLflow's defaults in 53 s with 15.
     """
     from lmops.home import prepare_environment
 
@@ -496,6 +502,7 @@ def ui(
     from lmops.tracking import keep_artifacts_in_home
 
     keep_artifacts_in_home(h)  # experiments created elsewhere with MLflow's default
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     cmd = [
         sys.executable,
         "-m",
@@ -511,6 +518,8 @@ def ui(
         host,
         "--port",
         str(port),
+        "--workers",
+        str(workers),
     ]
     console.print(f"MLflow UI on http://{host}:{port}  (store {h.tracking_uri})")
     os.execv(sys.executable, cmd)

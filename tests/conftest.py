@@ -21,6 +21,8 @@ def run_cli(args: list[str], home: Path, timeout: int = 600, env: dict | None = 
         if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "PREFECT_API_URL")
     }
     e.update({"LMOPS_HOME": str(home), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    # Prefect's ephemeral API gives up after 20 s by default: too short on a loaded 2-core box.
+    e.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
     e.update(env or {})
     return subprocess.run(
         [LMOPS, *args], cwd=home.parent, env=e, capture_output=True, text=True, timeout=timeout

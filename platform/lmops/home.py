@@ -56,13 +56,26 @@ class Home:
         return self.root / "logs"
 
     @property
+    def embedded_tracking_uri(self) -> str:
+        """The home's own MLflow store: SQLite at ``mlflow.db``."""
+        return f"sqlite:///{self.mlflow_db}"
+
+    @property
     def tracking_uri(self) -> str:
         """``MLFLOW_TRACKING_URI`` if set, else SQLite inside the home."""
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
+        return os.environ.get("MLFLOW_TRACKING_URI") or self.embedded_tracking_uri
 
     @property
     def embedded_mlflow(self) -> bool:
-        return not os.environ.get("MLFLOW_TRACKING_URI")
+        """True when MLflow's store is this home's SQLite database.
+
+        Decided by value, not by whether ``MLFLOW_TRACKING_URI`` is set:
+        ``mlflow.set_tracking_uri`` exports that variable into this process and its
+        children, so after the first ``configure_mlflow`` it is set even when the user
+        set nothing. Testing its mere presence once made every experiment lmops created
+        take MLflow's default artifact root, ``./mlruns`` of the working directory.
+        """
+        return self.tracking_uri == self.embedded_tracking_uri
 
 
 def home() -> Home:

@@ -1,28 +1,99 @@
 """MLflow set-up shared by every stage: the tracking store and the experiment.
 
-Embedded: SQLite in ``LMOPS_HOME`` with artifacts in ``LMOPS_HOME/mlartifacts``
-(never a ``./mlruns`` that depends on the working directory). With
-``MLFLOW_TRACKING_URI`` set, the server decides where artifacts live.
+Embedded (no ``MLFLOW_TRACKING_URI``, or one naming the home's own database): SQLite at
+``LMOPS_HOME/mlflow.db`` and every artifact under ``LMOPS_HOME/mlartifacts/<experiment id>``.
+MLflow derives each run's artifact folder, each LoggedModel's
+(``models/<model id>/artifacts``) and each trace's from its experiment's artifact location,
+so a home-owned experiment location keeps all of them in the home. The prompt registry keeps
+its templates in the database, not in artifacts. With another ``MLFLOW_TRACKING_URI`` the
+server decides where artifacts live and nothing here touches them.
+
+MLflow's client-side SQLite store has ``./mlruns`` of the working directory as its default
+artifact root: the Default experiment 0 gets ``<cwd>/mlruns/0`` when the database is
+created, and so does any experiment created without an explicit location. An experiment's
+location cannot be changed through MLflow's API, so :func:`keep_artifacts_in_home` rewrites
+such defaulted locations in the home's own database. Runs and models logged earlier keep the
+location stored with them and stay readable where they are.
 """
 
 from __future__ import annotations
 
-import mlflow
+import logging
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
-from lmops.home import Home
+import mlflow
+from mlflow import MlflowClient
+
+from lmops.home import Home, home
+
+log = logging.getLogger(__name__)
 
 
 def configure_mlflow(h: Home, experiment: str) -> str:
-    """Point MLflow at the home's store, create the experiment; return its id."""
+    """Point MLflow at the home's store, make ``experiment`` the active one; return its id."""
     mlflow.set_tracking_uri(h.tracking_uri)
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        location = h.artifacts.as_uri() if h.embedded_mlflow else None
-        try:
-            exp_id = mlflow.create_experiment(experiment, artifact_location=location)
-        except mlflow.exceptions.MlflowException:  # created concurrently
-            exp_id = mlflow.get_experiment_by_name(experiment).experiment_id
-    else:
-        exp_id = exp.experiment_id
+    exp_id = ensure_experiment(experiment, h=h)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def ensure_experiment(name: str, tags: dict[str, str] | None = None, h: Home | None = None) -> str:
+    """The id of experiment ``name``, created if missing, with its artifacts in the home.
+
+    Use this instead of ``create_experiment`` for any experiment lmops writes to, so its
+    runs never take MLflow's working-directory default. Assumes the tracking URI is set.
+    """
+    h = h or home()
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            exp_id = client.create_experiment(name, tags=tags)
+        except mlflow.exceptions.MlflowException:  # created concurrently
+            exp_id = client.get_experiment_by_name(name).experiment_id
+    else:
+        exp_id = exp.experiment_id
+    if h.embedded_mlflow:
+        keep_artifacts_in_home(h)
+    return exp_id
+
+
+def keep_artifacts_in_home(h: Home) -> list[str]:
+    """Move defaulted experiment locations to ``mlartifacts/<id>``; return the ids moved.
+
+    Only locations of MLflow's default shape, a local ``.../mlruns/<id>``, are rewritten:
+    a location someone chose on purpose is left alone. Writing MLflow's ``experiments``
+    table directly is the one way to do this, and this database belongs to the home.
+    """
+    if not h.mlflow_db.exists():
+        return []
+    moved = []
+    with closing(sqlite3.connect(h.mlflow_db, timeout=60)) as con, con:
+        rows = con.execute("SELECT experiment_id, artifact_location FROM experiments").fetchall()
+        for exp_id, location in rows:
+            target = h.artifacts / str(exp_id)
+            path = _local_path(location)
+            if path is None or path.name != str(exp_id) or path.parent.name != "mlruns":
+                continue
+            con.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                (target.as_uri(), exp_id),
+            )
+            moved.append(str(exp_id))
+            log.info("experiment %s: artifact location %s -> %s", exp_id, location, target)
+    return moved
+
+
+def _local_path(location: str | None) -> Path | None:
+    """The folder a local artifact location names, or None for a remote one."""
+    if not location:
+        return None
+    parsed = urlparse(location)
+    if parsed.scheme == "":
+        return Path(location)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return Path(unquote(parsed.path))
+    return None
