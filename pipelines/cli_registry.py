@@ -194,7 +194,9 @@ def models_show(
         model = client.get_registered_model(name)
     except MlflowException:
         raise LmopsError(f"no registered model '{name}'; see `lmops models list`") from None
-    aliases = {str(v): a for a, v in (model.aliases or {}).items()}
+    aliases: dict[str, list[str]] = {}
+    for alias, v in (model.aliases or {}).items():
+        aliases.setdefault(str(v), []).append(alias)
     rows = []
     for mv in sorted(
         client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version)
@@ -203,7 +205,7 @@ def models_show(
         rows.append(
             {
                 "version": str(mv.version),
-                "aliases": [a for v, a in aliases.items() if v == str(mv.version)],
+                "aliases": sorted(aliases.get(str(mv.version), [])),
                 "staging_gate": t.get(T.gate("staging"), ""),
                 "production_gate": t.get(T.gate("production"), ""),
                 "bits_per_byte": t.get("eval.bits_per_byte", ""),

@@ -38,6 +38,19 @@ def assert_clean_error(proc, needle: str):
     assert len([ln for ln in proc.stderr.splitlines() if ln.strip()]) == 1, proc.stderr
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """In-process models here are tiny: a second torch thread only spins against the
+    other processes a test starts (measured: a 100-step BERT fixture took 77 s on two
+    threads on a loaded 2-core machine, 11 s on one). Subprocesses keep their default."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One real ``lmops run --config tiny`` shared by the end-to-end assertions."""

@@ -62,13 +62,18 @@ def tiny_mlm(bilingual_texts):
     collate = DataCollatorForLanguageModeling(tok, mlm_probability=0.15, seed=123)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
-    for _ in range(100):
-        idx = torch.randint(0, len(rows), (16,)).tolist()
-        batch = collate([rows[i] for i in idx])
-        loss = model(**batch).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: a second thread only spins (see make_tiny_lm)
+    try:
+        for _ in range(100):
+            idx = torch.randint(0, len(rows), (16,)).tolist()
+            batch = collate([rows[i] for i in idx])
+            loss = model(**batch).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
     return untrained, model.eval(), tok
 
 

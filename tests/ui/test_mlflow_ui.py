@@ -213,6 +213,11 @@ VERSION_PAGE_TEXTS = [
     "Bias, Risks, and Limitations",
     "lmops.gate.staging",
     "eval.perplexity",
+    # Review: the history of decisions and the links to the evidence's runs.
+    "Promotion history",
+    "gate passed",
+    "lmops.ingest_run",
+    "lmops.mlflow_run",
 ]
 
 
@@ -226,7 +231,10 @@ def test_version_page_shows_card_alias_and_evidence(ui, page, screens):
     # The description is the model card rendered as markdown: headings and a table.
     for heading in (MODEL, "Intended use", "Bias, Risks, and Limitations"):
         assert_heading(page, heading)
-    expect(page.locator("table").filter(has_text="eval/perplexity").first).to_be_visible()
+    # Metrics as list items: MLflow draws a description's tables without cell borders.
+    expect(page.get_by_text("eval/perplexity").first).to_be_visible()
+    runs = page.locator("a[href*='#/experiments/']").filter(has_text=re.compile(r"^[0-9a-f]{32}$"))
+    assert runs.count() >= 2, "links to the training and ingest runs"
     assert page.get_by_text("## Intended use").count() == 0, "markdown shown raw"
     # The alias in the version's header, not only in the description's history.
     header = page.get_by_test_id("descriptions-item").filter(has_text="Aliases")
