@@ -165,7 +165,11 @@ def test_description_fits_mlflow_and_points_to_the_artifact(user_version):
     assert "## Bias, Risks, and Limitations" in big.description
 
 
-def test_card_for_run_reads_the_run_config_and_the_version_folder(user_version):
+def test_card_for_run_reads_the_run_config_and_the_version_folder(
+    user_version, tmp_path, monkeypatch
+):
+    # card_for_run looks the lineage's runs up in MLflow: a store of this test's own.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     config = RunConfig(registry={"model_name": "notes-lm", "intended_use": "Drafting notes."})
     ds = SimpleNamespace(path=str(user_version))
     samples = [{"strategy": "greedy", "prompt": "p", "completion": "c"}]
