@@ -57,11 +57,27 @@ def _server_user(uri: str, user: str) -> Identity:
     return Identity(user, True, "mlflow basic-auth")
 
 
+def _anonymous(uri: str) -> Identity:
+    """No credentials given: a server with authentication must say so clearly."""
+    import requests
+
+    try:
+        r = requests.get(f"{uri.rstrip('/')}/api/2.0/mlflow/users/current", timeout=10)
+    except requests.RequestException as e:
+        raise LmopsError(f"cannot reach {uri}: {e}") from None
+    if r.status_code == 401:
+        raise LmopsError(
+            f"the tracking server {uri} requires a login: set MLFLOW_TRACKING_USERNAME "
+            "and MLFLOW_TRACKING_PASSWORD"
+        )
+    return Identity(getpass.getuser(), False, "server without authentication")
+
+
 def current_identity() -> Identity:
     uri = mlflow.get_tracking_uri()
     user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    if uri.startswith(("http://", "https://")) and user:
-        return _server_user(uri, user)
+    if uri.startswith(("http://", "https://")):
+        return _server_user(uri, user) if user else _anonymous(uri)
     # Embedded: a name can be given the MLflow way, but nothing checks it.
     return Identity(user or getpass.getuser(), False, "local, no authentication")
 

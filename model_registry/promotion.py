@@ -43,11 +43,17 @@ class Outcome:
     moved: bool
 
 
+def _missing(e: MlflowException) -> bool:
+    return e.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
 def get_version(name: str, version: str):
     client = MlflowClient()
     try:
         return client.get_model_version(name, str(version))
-    except MlflowException:
+    except MlflowException as e:
+        if not _missing(e):  # permission, server error: say what the server said
+            raise LmopsError(f"cannot read {name} v{version}: {e.message}") from None
         try:
             client.get_registered_model(name)
         except MlflowException:
@@ -197,8 +203,8 @@ def promote(
         else:
             decision = decide(evidence, policy)
         moved = decision.passed and before != version
-        if decision.passed:
-            MlflowClient().set_registered_model_alias(name, alias, version)
+        # The event is written before the alias moves: if the history cannot be
+        # written (no EDIT on the audit experiment), nothing moves unrecorded.
         event = history.record(
             history.Event(
                 event="gate",
@@ -216,8 +222,34 @@ def promote(
                 evidence_digest=digest,
             )
         )
+        if decision.passed:
+            _move_alias(name, alias, version, event)
         _mark_version(name, version, alias, decision)
     return Outcome(decision, event, moved)
+
+
+def _move_alias(name: str, alias: str, version: str, event: history.Event) -> None:
+    """Set the alias; if the registry refuses, record that the recorded move failed."""
+    try:
+        MlflowClient().set_registered_model_alias(name, alias, version)
+    except MlflowException as e:
+        history.record(
+            history.Event(
+                event="gate",
+                model=name,
+                version=version,
+                alias=alias,
+                actor=event.actor,
+                verified=event.verified,
+                from_version=event.from_version,
+                passed=False,
+                reasons=(f"FAIL the registry refused to move @{alias}: {e.message}",),
+                policy=event.policy,
+                policy_digest=event.policy_digest,
+                evidence_digest=event.evidence_digest,
+            )
+        )
+        raise LmopsError(f"the registry refused to move {name} @{alias}: {e.message}") from None
 
 
 def _mark_version(name: str, version: str, alias: str, decision: Decision) -> None:
@@ -334,7 +366,6 @@ def rollback(name: str, alias: str) -> history.Event:
                 "nothing to roll back to"
             )
         previous = moves[-1].from_version
-        MlflowClient().set_registered_model_alias(name, alias, previous)
         ev = history.record(
             history.Event(
                 event="rollback",
@@ -348,6 +379,7 @@ def rollback(name: str, alias: str) -> history.Event:
                 reasons=(f"rolled back from v{current} to its previous holder v{previous}",),
             )
         )
+        _move_alias(name, alias, previous, ev)
     for v in (current, previous):
         refresh_history_section(name, v)
     return ev

@@ -24,10 +24,16 @@ AliasOpt = Annotated[str, typer.Option("--to", help="Target alias: staging or pr
 
 
 def _tracking():
+    """Point MLflow at the home's store; on a server, check the login before anything."""
+    import mlflow
+
     from lmops.home import prepare_environment
     from lmops.tracking import configure_mlflow
+    from model_registry.identity import current_identity
 
     h = prepare_environment()
+    mlflow.set_tracking_uri(h.tracking_uri)
+    current_identity()  # a wrong password is one clear line, not a 401 traceback
     configure_mlflow(h, "lmops")
     return h
 
