@@ -97,6 +97,9 @@ def prepare_environment() -> Home:
         # database; keep that database inside the lmops home.
         "PREFECT_HOME": str(h.prefect),
         "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
+        # A new home's ephemeral API first migrates its database: Prefect's 20 s default
+        # wait was measured too short on 2 cores (a fresh `make run` failed on it).
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         # Telemetry calls would only time out on closed networks.
