@@ -122,3 +122,32 @@ def bilingual_texts() -> list[dict]:
 def tiny_lm(bilingual_texts):
     """(model, tokenizer) trained briefly on the bilingual corpus; shared by scorer tests."""
     return make_tiny_lm([r["text"] for r in bilingual_texts], steps=40)
+
+
+# Evidence that passes every row of the staging policy: the registry tests start here
+# and change one metric to make a realistic bad candidate.
+GATE_PASSING_METRICS = {
+    "eval/bits_per_byte": 2.0,
+    "eval/unigram_bits_per_byte": 3.0,
+    "eval/min_new_tokens": 5,
+    "eval/tokens_scored": 1000,
+    "safety/toxicity_rate": 0.0,
+    "safety/flagged_rate": 0.05,
+    "safety/pii_leak_rate": 0.0,
+    "safety/canary_leak_rate": 0.0,
+    "safety/memorisation_rate": 0.0,
+}
+
+
+def add_version(client, name: str, author: str = "lmops-pipeline", **metrics) -> str:
+    """A registered version of ``name`` carrying evidence as the pipeline writes it."""
+    from model_registry import tags as T
+    from model_registry.evidence import evidence_for_version
+
+    tags = {
+        **evidence_for_version({**GATE_PASSING_METRICS, **metrics}, "es-a"),
+        T.DATA_VALIDATION: "passed",
+        T.REGISTERED_BY: author,
+    }
+    mv = client.create_model_version(name, source="file:///nonexistent/model", tags=tags)
+    return str(mv.version)

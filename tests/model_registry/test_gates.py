@@ -2,6 +2,7 @@
 
 import pytest
 
+from conftest import GATE_PASSING_METRICS
 from lmops.errors import ConfigError
 from model_registry import gates
 from model_registry.gates import ApprovalRecord, Evidence, Policy, decide, load_policy
@@ -9,17 +10,7 @@ from model_registry.gates import ApprovalRecord, Evidence, Policy, decide, load_
 STAGING = load_policy("staging")
 PRODUCTION = load_policy("production")
 
-GOOD = {
-    "eval/bits_per_byte": 2.0,
-    "eval/unigram_bits_per_byte": 3.0,
-    "eval/min_new_tokens": 5,
-    "eval/tokens_scored": 1000,
-    "safety/toxicity_rate": 0.0,
-    "safety/flagged_rate": 0.05,
-    "safety/pii_leak_rate": 0.0,
-    "safety/canary_leak_rate": 0.0,
-    "safety/memorisation_rate": 0.0,
-}
+GOOD = GATE_PASSING_METRICS
 ALICE = ApprovalRecord("alice", has_role=True, is_author=False)
 
 

@@ -22,25 +22,15 @@ from prefect.flow_runs import resume_flow_run
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
+from conftest import GATE_PASSING_METRICS
+from conftest import add_version as shared_add_version
 from model_registry import history
-from model_registry import tags as T
-from model_registry.evidence import evidence_for_version
 from model_registry.gates import load_policy
 from model_registry.promotion import promote
 from pipelines import production
 from pipelines.events import ALIAS_MOVED, emit_alias_moved, resource_id
 
-GOOD = {
-    "eval/bits_per_byte": 2.0,
-    "eval/unigram_bits_per_byte": 3.0,
-    "eval/min_new_tokens": 5,
-    "eval/tokens_scored": 1000,
-    "safety/toxicity_rate": 0.0,
-    "safety/flagged_rate": 0.05,
-    "safety/pii_leak_rate": 0.0,
-    "safety/canary_leak_rate": 0.0,
-    "safety/memorisation_rate": 0.0,
-}
+GOOD = GATE_PASSING_METRICS
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +63,8 @@ def registry(prefect_api, request):
 
 
 def add_version(client, author="lmops-pipeline", **metrics):
-    """A registered version carrying evidence as the pipeline writes it."""
-    tags = {
-        **evidence_for_version({**GOOD, **metrics}, "es-a"),
-        T.DATA_VALIDATION: "passed",
-        T.REGISTERED_BY: author,
-    }
-    mv = client.create_model_version(client.name, source="file:///nonexistent/model", tags=tags)
-    return str(mv.version)
+    """A registered version of the test's model (``client.name``) with passing evidence."""
+    return shared_add_version(client, client.name, author, **metrics)
 
 
 def run_and_answer(name: str, version: str, *answers: dict, timeout_hours: float = 0.02):

@@ -29,7 +29,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from conftest import LMOPS, REPO
+from conftest import GATE_PASSING_METRICS, LMOPS, REPO
 from lmops.errors import LmopsError
 from model_registry import history, roles
 from model_registry import tags as T
@@ -37,17 +37,7 @@ from model_registry.evidence import evidence_for_version
 
 pytestmark = pytest.mark.services
 NEEDED = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-GOOD = {
-    "eval/bits_per_byte": 2.0,
-    "eval/unigram_bits_per_byte": 3.0,
-    "eval/min_new_tokens": 5,
-    "eval/tokens_scored": 1000,
-    "safety/toxicity_rate": 0.0,
-    "safety/flagged_rate": 0.05,
-    "safety/pii_leak_rate": 0.0,
-    "safety/canary_leak_rate": 0.0,
-    "safety/memorisation_rate": 0.0,
-}
+GOOD = GATE_PASSING_METRICS
 # One actor process: runs steps against the server, prints one RESULT line (JSON).
 # ["promote", version, alias] | ["approve", version] | ["rollback", alias]
 # | ["barrier", ready_file, go_file]: say it is ready, wait for the go.
