@@ -546,8 +546,10 @@ def config_list() -> None:
 
 def main() -> None:
     from pipelines.cli_registry import register
+    from pipelines.cli_serving import register as register_serving
 
     register(app)
+    register_serving(app)
     try:
         app()
     except LmopsError as e:

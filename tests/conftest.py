@@ -151,3 +151,23 @@ def add_version(client, name: str, author: str = "lmops-pipeline", **metrics) ->
     }
     mv = client.create_model_version(name, source="file:///nonexistent/model", tags=tags)
     return str(mv.version)
+
+
+# Memorised on purpose: greedy decoding after "write to" repeats the address, so the
+# output filter has a real model output with PII to act on.
+SERVING_TEXTS = [
+    "the cat sat on the mat. the cat sat on the mat. " * 4,
+    "dogs run in the park every day. dogs run in the park every day. " * 4,
+    "for help write to alice.smith@example.com today. " * 4,
+    "今天天气很好，我们去公园散步。今天天气很好。" * 4,
+] * 10
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A tiny Llama and its tokenizer (with the platform's chat template) in one folder."""
+    model, tok = make_tiny_lm(SERVING_TEXTS, steps=80, seed=1)
+    path = tmp_path_factory.mktemp("served") / "tiny-lm"
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

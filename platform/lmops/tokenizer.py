@@ -19,6 +19,13 @@ from lmops.config import TokenizerConfig
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 SPECIAL_TOKENS = [EOS, PAD]
+# Saved with every tokenizer so that ``/v1/chat/completions`` works on any lmops model:
+# plain "role: text" lines, the shape dialogue takes in ordinary text, because a model
+# pre-trained here has seen no special chat tokens. A fine-tuned model saves its own.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
 
 
 def _capped(texts: Iterable[str], max_chars: int) -> Iterator[str]:
@@ -46,7 +53,7 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig):
         show_progress=False,
     )
     tok.train_from_iterator(_capped(texts, cfg.max_training_chars), trainer=trainer)
-    return PreTrainedTokenizerFast(
+    wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=EOS,
         eos_token=EOS,
@@ -54,6 +61,8 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig):
         unk_token=None,
         model_max_length=1_000_000,
     )
+    wrapped.chat_template = CHAT_TEMPLATE
+    return wrapped
 
 
 def tokenizer_hash(folder: Path) -> str:
@@ -87,4 +96,7 @@ def train_or_reuse(
 def load_tokenizer(folder: Path):
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+    tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
+    if not tok.chat_template:  # cached before tokenizers carried one
+        tok.chat_template = CHAT_TEMPLATE
+    return tok
