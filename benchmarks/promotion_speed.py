@@ -10,13 +10,17 @@ median of the repeats:
 * one more ``promote`` (lock, evidence read and digest check, decide, alias move,
   event record, version-page history): the "decision" the issue bounds at 1 s;
 * ``history.events`` over all N events, as ``lmops history`` reads them;
-* the ``lmops history --json`` command end to end (includes Python start-up).
+* the ``lmops history --json`` command end to end (includes Python start-up);
+* the same two against ``mlflow server`` on the same store (the REST path, which does
+  not import mlflow); the command's JSON must equal the embedded one's.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -87,15 +91,77 @@ def main() -> None:
         t = time.perf_counter()
         n = len(history.events("bench"))
         hist_s.append(time.perf_counter() - t)
-    cli_s = []
     lmops = str(Path(sys.executable).with_name("lmops"))
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        subprocess.run([lmops, "history", "bench", "--json"], check=True, capture_output=True)
-        cli_s.append(time.perf_counter() - t)
-    print(f"promotion decision (promote, end to end): median {statistics.median(decide_s):.3f} s")
-    print(f"history.events over {n} events:          median {statistics.median(hist_s):.3f} s")
-    print(f"`lmops history --json` command:          median {statistics.median(cli_s):.3f} s")
+
+    def command(env: dict) -> tuple[list[float], str]:
+        times, out = [], ""
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            out = subprocess.run(
+                [lmops, "history", "bench", "--json"],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+            ).stdout
+            times.append(time.perf_counter() - t)
+        return times, out
+
+    cli_s, embedded_json = command(dict(os.environ))
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "5987",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        url = "http://127.0.0.1:5987"
+        _wait(url + "/health")
+        os.environ["MLFLOW_TRACKING_URI"] = url
+        mlflow.set_tracking_uri(url)
+        rest_s = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            history.events("bench")
+            rest_s.append(time.perf_counter() - t)
+        srv_s, server_json = command({**os.environ, "MLFLOW_TRACKING_URI": url})
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    same = json.loads(server_json) == json.loads(embedded_json)
+
+    def med(xs: list[float]) -> str:
+        return f"median {statistics.median(xs):.3f} s"
+
+    print(f"promotion decision (promote, end to end):   {med(decide_s)}")
+    print(f"history.events over {n} events, embedded:   {med(hist_s)}")
+    print(f"`lmops history --json`, embedded:            {med(cli_s)}")
+    print(f"history.events over REST (mlflow server):    {med(rest_s)}")
+    print(f"`lmops history --json` against the server:  {med(srv_s)}")
+    print(f"same events both ways: {same}")
+
+
+def _wait(url: str, timeout: float = 120) -> None:
+    import requests
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not come up")
 
 
 if __name__ == "__main__":

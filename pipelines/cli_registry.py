@@ -123,7 +123,12 @@ def history(
     json_out: JsonOpt = False,
 ) -> None:
     """Who moved which version, when, from -> to, and why: every gate decision."""
-    _tracking()
+    from lmops.home import prepare_environment
+
+    # Against a server the history is read over REST without importing mlflow (the
+    # import alone takes over a second); the embedded store needs the mlflow client.
+    if not prepare_environment().tracking_uri.startswith(("http://", "https://")):
+        _tracking()
     from model_registry import history as hist
 
     events = sorted(
