@@ -195,8 +195,9 @@ def _events_rest(uri: str, model: str, version: str | None, experiment: str) -> 
     from lmops.errors import LmopsError
 
     s = requests.Session()
-    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get(
-        "MLFLOW_TRACKING_PASSWORD"
+    user, password = (
+        os.environ.get("MLFLOW_TRACKING_USERNAME"),
+        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
     )
     if user:
         s.auth = (user, password or "")

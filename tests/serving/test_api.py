@@ -75,7 +75,11 @@ def test_each_decoding_strategy(client, strategy):
 
 def test_n_beams_are_distinct_and_ranked(client):
     r = client.completions.create(
-        model="tiny-lm", prompt="the", max_tokens=6, n=3, temperature=0,
+        model="tiny-lm",
+        prompt="the",
+        max_tokens=6,
+        n=3,
+        temperature=0,
         extra_body={"use_beam_search": True},
     )
     texts = [c.text for c in r.choices]
@@ -85,7 +89,11 @@ def test_n_beams_are_distinct_and_ranked(client):
 def test_streaming_completion_and_chat(client):
     chunks = list(
         client.completions.create(
-            model="tiny-lm", prompt="the cat", max_tokens=30, temperature=0, stream=True,
+            model="tiny-lm",
+            prompt="the cat",
+            max_tokens=30,
+            temperature=0,
+            stream=True,
             stream_options={"include_usage": True},
         )
     )
@@ -98,7 +106,9 @@ def test_streaming_completion_and_chat(client):
     assert chunks[-1].usage.completion_tokens == 30
     chat = list(
         client.chat.completions.create(
-            model="tiny-lm", messages=[{"role": "user", "content": "hi"}], max_tokens=4,
+            model="tiny-lm",
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=4,
             stream=True,
         )
     )
@@ -129,11 +139,19 @@ def test_block_action_withholds_the_completion(model_dir, tmp_path):
     app, meter = make_server(model_dir, tmp_path, safety_action="block")
     with live(app) as url:
         c = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
-        r = c.completions.create(model="tiny-lm", prompt="for help write to", max_tokens=12,
-                                 temperature=0)
+        r = c.completions.create(
+            model="tiny-lm", prompt="for help write to", max_tokens=12, temperature=0
+        )
         assert r.choices[0].finish_reason == "content_filter" and r.choices[0].text == ""
-        s = list(c.completions.create(model="tiny-lm", prompt="for help write to",
-                                      max_tokens=40, temperature=0, stream=True))
+        s = list(
+            c.completions.create(
+                model="tiny-lm",
+                prompt="for help write to",
+                max_tokens=40,
+                temperature=0,
+                stream=True,
+            )
+        )
         assert s[-1].choices[0].finish_reason == "content_filter"
         assert "alice.smith" not in "".join(x.choices[0].text for x in s)
     assert meter.summary()[0]["requests"] == 2
@@ -148,17 +166,42 @@ def test_tokens_are_metered_per_key(server, client):
 
 BAD = [
     ("invalid JSON", b'{"model": "tiny-lm", "prompt": ', KEY, 400, "invalid_json"),
-    ("negative max_tokens", {"model": "tiny-lm", "prompt": "x", "max_tokens": -1}, KEY, 400,
-     "greater_than_equal"),
-    ("temperature < 0", {"model": "tiny-lm", "prompt": "x", "temperature": -0.5}, KEY, 400,
-     "greater_than_equal"),
+    (
+        "negative max_tokens",
+        {"model": "tiny-lm", "prompt": "x", "max_tokens": -1},
+        KEY,
+        400,
+        "greater_than_equal",
+    ),
+    (
+        "temperature < 0",
+        {"model": "tiny-lm", "prompt": "x", "temperature": -0.5},
+        KEY,
+        400,
+        "greater_than_equal",
+    ),
     ("unknown model", {"model": "gpt-4", "prompt": "x"}, KEY, 404, "model_not_found"),
-    ("prompt over the context", {"model": "tiny-lm", "prompt": "cat " * 80, "max_tokens": 8},
-     KEY, 400, "context_length_exceeded"),
-    ("max_tokens over the limit", {"model": "tiny-lm", "prompt": "x", "max_tokens": 65}, KEY,
-     400, "max_tokens_over_limit"),
-    ("misspelt field", {"model": "tiny-lm", "prompt": "x", "temprature": 1}, KEY, 400,
-     "extra_forbidden"),
+    (
+        "prompt over the context",
+        {"model": "tiny-lm", "prompt": "cat " * 80, "max_tokens": 8},
+        KEY,
+        400,
+        "context_length_exceeded",
+    ),
+    (
+        "max_tokens over the limit",
+        {"model": "tiny-lm", "prompt": "x", "max_tokens": 65},
+        KEY,
+        400,
+        "max_tokens_over_limit",
+    ),
+    (
+        "misspelt field",
+        {"model": "tiny-lm", "prompt": "x", "temprature": 1},
+        KEY,
+        400,
+        "extra_forbidden",
+    ),
     ("missing key", {"model": "tiny-lm", "prompt": "x"}, None, 401, "no_key"),
     ("wrong key", {"model": "tiny-lm", "prompt": "x"}, "lmops-sk-wrong", 401, "invalid_api_key"),
 ]
@@ -169,8 +212,11 @@ def test_bad_requests_get_openai_style_4xx(server, case):
     _, body, key, status, code = case
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     if isinstance(body, bytes):
-        r = httpx.post(server[0] + "/v1/completions", content=body,
-                       headers={**headers, "Content-Type": "application/json"})
+        r = httpx.post(
+            server[0] + "/v1/completions",
+            content=body,
+            headers={**headers, "Content-Type": "application/json"},
+        )
     else:
         r = httpx.post(server[0] + "/v1/completions", json=body, headers=headers)
     assert r.status_code == status, r.text

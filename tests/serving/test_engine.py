@@ -74,8 +74,9 @@ def test_beam_search_equals_generate(engine, loaded):
     text, done, toks = asyncio.run(
         complete(engine, "the cat", SamplingParams(max_tokens=8, beam_width=3))
     )
-    want = reference(loaded, "the cat", max_new_tokens=8, num_beams=3, do_sample=False,
-                     early_stopping=True)
+    want = reference(
+        loaded, "the cat", max_new_tokens=8, num_beams=3, do_sample=False, early_stopping=True
+    )
     assert toks == want and done.completion_tokens == len(want)
 
 
@@ -143,7 +144,8 @@ def test_requests_join_a_running_batch_and_decode_the_same(engine, loaded):
 
     a_toks, rest = asyncio.run(go())
     assert engine.batches == 1 and engine.batched_rows == 3  # B and C joined A's batch
-    assert a_toks == reference(loaded, "the cat", max_new_tokens=40, min_new_tokens=40,
-                               do_sample=False)
+    assert a_toks == reference(
+        loaded, "the cat", max_new_tokens=40, min_new_tokens=40, do_sample=False
+    )
     for prompt, n, (_, _, toks) in zip(["for help write to", "今天"], [7, 12], rest, strict=True):
         assert toks == reference(loaded, prompt, max_new_tokens=n, do_sample=False), prompt

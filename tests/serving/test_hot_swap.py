@@ -65,9 +65,9 @@ def registry(tmp_path, monkeypatch, model_dir):
 
 
 def served_version(url):
-    return httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {KEY}"}).json()[
-        "data"
-    ][0]["version"]
+    return httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {KEY}"}).json()["data"][
+        0
+    ]["version"]
 
 
 def wait_for(url, version, timeout=90):
@@ -94,8 +94,9 @@ def test_promotion_and_rollback_swap_with_no_failed_request(registry, tmp_path):
                 while not stop.is_set():
                     body = {"model": NAME, "prompt": "the cat", "max_tokens": 6, "stream": stream}
                     try:
-                        r = c.post("/v1/completions", json=body,
-                                   headers={"Authorization": f"Bearer {KEY}"})
+                        r = c.post(
+                            "/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
+                        )
                         fp = "" if stream else r.json().get("system_fingerprint", "")
                         ok = r.status_code == 200 and (not stream or "[DONE]" in r.text)
                         results.append((ok, r.status_code, fp))

@@ -28,9 +28,7 @@ def test_a_folder_that_is_no_model(home, tmp_path):
 
 
 def test_an_unknown_registry_model(home):
-    proc = run_cli(
-        ["serve", "--model", "models:/nope@production", "--no-auth"], home, timeout=180
-    )
+    proc = run_cli(["serve", "--model", "models:/nope@production", "--no-auth"], home, timeout=180)
     assert_clean_error(proc, "does not exist in the registry")
 
 
