@@ -66,3 +66,77 @@ def test_ray_serve_runs_the_same_app_with_two_replicas(model_dir, tmp_path):
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+def test_lmops_serve_follows_the_alias_on_the_tracking_server(model_dir, tmp_path):
+    """The CLI as deployed: the MLflow server with basic-auth and proxied artifacts holds
+    two real versions; `lmops serve` follows @production from one to the other."""
+    import signal
+    import subprocess
+    import uuid
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    from conftest import LMOPS, REPO, SERVING_TEXTS, make_tiny_lm
+    from lmops.serving.keys import add_key
+    from model_registry.register import log_and_register
+
+    name = f"serve-svc-{uuid.uuid4().hex[:8]}"
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    mlflow.set_experiment("lmops-serving-services")
+    model, tok = make_tiny_lm(SERVING_TEXTS[::-1], steps=20, seed=5)
+    other = tmp_path / "other-lm"
+    model.save_pretrained(other)
+    tok.save_pretrained(other)
+    versions = []
+    for folder in (model_dir, other):
+        with mlflow.start_run():
+            versions.append(log_and_register(folder, name, {}, "# card")[1])
+    client = MlflowClient()
+    client.set_registered_model_alias(name, "production", versions[0])
+
+    keys = tmp_path / "api_keys.toml"
+    key = add_key("svc", keys)
+    port = free_port()
+    env = {**os.environ, "LMOPS_HOME": str(tmp_path / ".lmops"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [LMOPS, "serve", "--model", f"models:/{name}@production", "--port", str(port),
+         "--keys-file", str(keys), "--watch-interval", "1"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
+    try:
+        _wait_until(lambda: httpx.get(url + "/healthz", timeout=2).status_code == 200, proc)
+        body = {"model": name, "prompt": "the cat", "max_tokens": 5, "temperature": 0}
+        first = httpx.post(url + "/v1/completions", json=body, headers=auth, timeout=60).json()
+        assert first["system_fingerprint"] == f"{name}-v{versions[0]}"
+        client.set_registered_model_alias(name, "production", versions[1])
+        _wait_until(
+            lambda: (
+                httpx.get(url + "/v1/models", headers=auth).json()["data"][0]["version"]
+                == versions[1]
+            ),
+            proc,
+        )
+        after = httpx.post(url + "/v1/completions", json=body, headers=auth, timeout=60).json()
+        assert after["system_fingerprint"] == f"{name}-v{versions[1]}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, err[-2000:]
+    assert f"serving {name} v{versions[0]}" in err and f"now serving {name} v{versions[1]}" in err
+
+
+def _wait_until(check, proc, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("timed out")
