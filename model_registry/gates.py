@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lmops.errors import ConfigError

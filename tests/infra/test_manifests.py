@@ -2,10 +2,10 @@
 no Kubernetes cluster and no Docker engine on CI machines)."""
 
 import re
+import tomllib
 
 import kubernetes_validate
 import pytest
-import tomllib
 import yaml
 from compose_spec import PyCompose
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, text
@@ -14,7 +14,7 @@ from conftest import assert_clean_error, run_cli
 from lmops.errors import ConfigError, LmopsError
 from lmops.serving.metering import UsageMeter, parse_since, usage_table
 
-DAY1 = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()
+DAY1 = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
 DAY2 = DAY1 + 86400
 
 

@@ -7,10 +7,9 @@ the ingest config and therefore of the dataset version id.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 from lmops.data import quality
 from lmops.errors import ConfigError

@@ -14,12 +14,11 @@ import os
 import re
 import secrets
 import tempfile
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-
-import tomllib
 
 from lmops.errors import ConfigError
 from lmops.home import home
@@ -108,7 +107,7 @@ def add_key(name: str, path: Path | None = None) -> str:
             f"revoke it first (`lmops keys revoke {name}`) or pick another name"
         )
     raw = generate_key()
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created = datetime.now(UTC).isoformat(timespec="seconds")
     entries[name] = {"sha256": hash_key(raw), "created": created}
     _write_file(path, entries)
     return raw

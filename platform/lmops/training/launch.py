@@ -6,6 +6,7 @@ GPUs: only ``TrainConfig`` (workers, GPU, strategy) changes.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ def train(
     from lmops.training.loop import train_loop_per_worker
 
     ensure_ray()
+    nonfinite = storage / run_name / "nonfinite_loss.json"
+    nonfinite.unlink(missing_ok=True)
     use_gpu = _wants_gpu(train_cfg.use_gpu)
     loop_cfg = {
         **train_cfg.model_dump(),
@@ -65,6 +68,7 @@ def train(
         "mlflow_run_id": mlflow_run_id,
         "mlflow_tracking_uri": tracking_uri,
         "fault_marker": str(storage / run_name / "fault_injected"),
+        "nonfinite_marker": str(nonfinite),
     }
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -88,6 +92,19 @@ def train(
             f"training failed after {train_cfg.max_failures} restart(s): {e}. "
             f"Checkpoints are in {storage / run_name}; rerun to resume."
         ) from None
+    metrics = dict(result.metrics or {})
+    if nonfinite.exists():
+        bad = json.loads(nonfinite.read_text())
+        kept = (
+            f"the last good checkpoint (step {metrics.get('step', '?')}) is "
+            f"{result.checkpoint.path}"
+            if result.checkpoint
+            else "no checkpoint was written before it"
+        )
+        raise LmopsError(
+            f"training stopped at step {bad['step']}: the loss was {bad['loss']}; {kept}. "
+            f"Lower train.lr (now {train_cfg.lr:g}) or raise train.warmup_steps, then rerun"
+        )
     if result.checkpoint is None:
         raise LmopsError("training finished without a checkpoint; check train.checkpoint_every")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -95,6 +112,4 @@ def train(
         for f in Path(d).iterdir():
             if f.name != "trainer_state.pt":
                 shutil.copy2(f, out_dir / f.name)
-    return TrainOutcome(
-        out_dir, dict(result.metrics or {}), result.checkpoint.path, train_cfg.num_workers, use_gpu
-    )
+    return TrainOutcome(out_dir, metrics, result.checkpoint.path, train_cfg.num_workers, use_gpu)

@@ -9,6 +9,7 @@ a restarted worker group resumes where the last checkpoint left off.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -154,31 +155,58 @@ def train_loop_per_worker(cfg: dict) -> None:
         )
         with amp:
             loss = model(input_ids=x, labels=x).loss
+        loss_value = loss.item()
+        if not _all_finite(loss_value, world, device):
+            # Stop before the optimiser applies a NaN/inf update, so the latest checkpoint
+            # stays the last good one. A file, not a report: Ray Train V2 keeps no metrics
+            # without a checkpoint. launch.train turns it into the error.
+            if rank == 0:
+                marker = Path(cfg["nonfinite_marker"])
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(json.dumps({"step": step + 1, "loss": repr(loss_value)}))
+            return
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        window_loss.append(loss.item())
+        window_loss.append(loss_value)
         _maybe_inject_fault(step, fail_at, cfg)
 
         done = step + 1
-        if done % cfg["log_every"] and done != total:
+        logging = done % cfg["log_every"] == 0 or done == total
+        checkpointing = done % cfg["checkpoint_every"] == 0 or done == total
+        if not (logging or checkpointing):
             continue
-        elapsed = time.perf_counter() - window_start
-        metrics = {
-            "train/loss": float(np.mean(window_loss)),
-            "train/lr": lr,
-            "train/grad_norm": float(grad_norm),
-            "train/tokens_per_s": tokens_per_step * len(window_loss) / max(elapsed, 1e-9),
-            "val/loss": _val_loss(model, val, cfg, device, amp),
-        }
-        metrics["val/perplexity"] = float(np.exp(min(metrics["val/loss"], 50)))
-        log(metrics, done)
-        window_start, window_loss = time.perf_counter(), []
-        if done % cfg["checkpoint_every"] == 0 or done == total:
+        metrics = {"step": done, "resumed_from_step": start_step}
+        if logging:
+            elapsed = time.perf_counter() - window_start
+            metrics |= {
+                "train/loss": float(np.mean(window_loss)),
+                "train/lr": lr,
+                "train/grad_norm": float(grad_norm),
+                "train/tokens_per_s": tokens_per_step * len(window_loss) / max(elapsed, 1e-9),
+                "val/loss": _val_loss(model, val, cfg, device, amp),
+            }
+            metrics["val/perplexity"] = float(np.exp(min(metrics["val/loss"], 50)))
+            log({k: v for k, v in metrics.items() if "/" in k}, done)
+            window_start, window_loss = time.perf_counter(), []
+        # Checkpoints follow their own cadence, not the logging one.
+        if checkpointing:
             _report_with_checkpoint(model, optimizer, cfg, rank, done, metrics)
         else:
-            ray.train.report({**metrics, "step": done})
+            ray.train.report(metrics)
+
+
+def _all_finite(loss_value: float, world: int, device) -> bool:
+    """Whether every rank's loss is finite (all ranks must stop together under DDP)."""
+    bad = not math.isfinite(loss_value)
+    if world > 1:
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(bad)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        bad = bool(flag.item())
+    return not bad
 
 
 def _report_with_checkpoint(model, optimizer, cfg, rank, step, metrics) -> None:
@@ -192,7 +220,7 @@ def _report_with_checkpoint(model, optimizer, cfg, rank, step, metrics) -> None:
             opt = optimizer.state_dict() if cfg["strategy"] != "fsdp" else None
             torch.save({"step": step, "optimizer": opt}, Path(tmp) / STATE_FILE)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report({**metrics, "step": step}, checkpoint=checkpoint)
+        ray.train.report(metrics, checkpoint=checkpoint)
 
 
 def _maybe_inject_fault(step: int, fail_at: int, cfg: dict) -> None:
