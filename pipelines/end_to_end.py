@@ -23,7 +23,7 @@ from pipelines.evaluate import EvalResult, evaluate_flow, rescorer
 from pipelines.ingest import DatasetVersion, ingest_flow
 from pipelines.notify import notify_failure
 from pipelines.promote import Promotion, promote_flow
-from pipelines.train import TrainedModel, train_flow
+from pipelines.train import TrainedModel, mark_failed, train_flow
 
 
 class PipelineResult(BaseModel):
@@ -56,7 +56,11 @@ def pipeline_flow(config: RunConfig, sources: list[str] | None = None) -> Pipeli
     if hit is not None:
         return _cache_hit(config, ds, hit, times)
     trained = timed("tokenize + train", train_flow, config, ds)
-    ev = timed("evaluate", evaluate_flow, config, ds, trained)
+    try:
+        ev = timed("evaluate", evaluate_flow, config, ds, trained)
+    except BaseException as e:  # registration ends the run FINISHED; this path never gets there
+        mark_failed(trained.run_id, interrupted=isinstance(e, KeyboardInterrupt))
+        raise
     promo = timed("register + gate", promote_flow, config, ds, trained, ev, key)
     create_markdown_artifact(
         key="pipeline-summary",

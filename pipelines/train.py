@@ -5,20 +5,20 @@ lmops run --config tiny     (this flow is one stage of the end-to-end pipeline)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
 from pathlib import Path
 
-import mlflow
 from mlflow import MlflowClient
 from prefect import flow, task
 from pydantic import BaseModel
 
 from lmops.config import RunConfig
 from lmops.data.ingest import iter_texts
-from lmops.data.tokenize import build_token_shards
+from lmops.data.tokenize import build_token_shards, is_validation
 from lmops.home import home
 from lmops.models.presets import build_hf_config
 from lmops.progress import reporter
@@ -82,33 +82,59 @@ def start_run(config: RunConfig, ds: DatasetVersion) -> str:
     name="log-dataset-input", retries=3, retry_delay_seconds=2, retry_condition_fn=transient_io_only
 )
 def log_dataset_input(run_id: str, ds: DatasetVersion) -> None:
-    """Link the run to the dataset version (digest = version id) with ``log_input``."""
+    """Link the run to the dataset version (digest = version id), as ``log_input`` does.
+
+    Through the client, not ``mlflow.start_run``: leaving that context would mark the
+    run FINISHED before training has started.
+    """
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.http_dataset_source import HTTPDatasetSource  # noqa: F401  (registers)
     from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
 
     source = resolve_dataset_source(Path(ds.path).as_uri())
     dataset = MetaDataset(source=source, name=ds.version_id, digest=ds.version_id[3:])
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_input(
-            dataset,
-            context="training",
-            tags={"accepted": str(ds.accepted), "quarantined": str(ds.quarantined)},
-        )
-        mlflow.log_dict(
-            json.loads((Path(ds.path) / "manifest.json").read_text()), "data/manifest.json"
-        )
+    tags = {"mlflow.data.context": "training", "accepted": str(ds.accepted)}
+    tags["quarantined"] = str(ds.quarantined)
+    client = MlflowClient()
+    client.log_inputs(
+        run_id,
+        datasets=[
+            DatasetInput(dataset._to_mlflow_entity(), [InputTag(k, v) for k, v in tags.items()])
+        ],
+    )
+    client.log_dict(
+        run_id, json.loads((Path(ds.path) / "manifest.json").read_text()), "data/manifest.json"
+    )
+
+
+def mark_failed(run_id: str, interrupted: bool = False) -> None:
+    """End the run as FAILED (KILLED when interrupted): its status matches the outcome."""
+    # The tracking server may be the thing that failed; the original error is re-raised.
+    with contextlib.suppress(Exception):
+        MlflowClient().set_terminated(run_id, "KILLED" if interrupted else "FAILED")
+
+
+def training_texts(version: Path, val_fraction: float):
+    """(doc_hash, text) of the training split: every document not held out."""
+    return iter_texts(version, split=lambda h: not is_validation(h, val_fraction))
 
 
 @task(name="train-tokenizer")
 def tokenizer_stage(config: RunConfig, ds: DatasetVersion) -> tuple[str, str, bool]:
-    """Train (or reuse) the byte-level BPE for this dataset version."""
+    """Train (or reuse) the byte-level BPE on this dataset version's training split.
+
+    The held-out documents (the validation split, which evaluation scores) stay unseen:
+    a tokenizer fitted to them would flatter their perplexity.
+    """
+    vf = config.data.val_fraction
     with reporter().task("tokenizer: training BPE"):
         folder, tok_id, reused = train_or_reuse(
-            lambda: (t for _, t in iter_texts(Path(ds.path))),
+            lambda: (t for _, t in training_texts(Path(ds.path), vf)),
             config.tokenizer,
             ds.version_id,
             home().tokenizers,
+            split=f"train (val_fraction {vf})",
         )
     return str(folder), tok_id, reused
 
@@ -181,11 +207,15 @@ def train_stage(config: RunConfig, run_id: str, tok_dir: str, token_dir: str) ->
 def train_flow(config: RunConfig, dataset: DatasetVersion) -> TrainedModel:
     """Start the MLflow run, train tokenizer, tokenize, train the LM on Ray."""
     run_id = start_run(config, dataset)
-    log_dataset_input(run_id, dataset)
-    tok_dir, tok_id, _ = tokenizer_stage(config, dataset)
-    token_dir, n_train, n_val = tokenize_stage(config, dataset, tok_dir, tok_id)
-    t0 = time.perf_counter()
-    out = train_stage(config, run_id, tok_dir, token_dir)
+    try:
+        log_dataset_input(run_id, dataset)
+        tok_dir, tok_id, _ = tokenizer_stage(config, dataset)
+        token_dir, n_train, n_val = tokenize_stage(config, dataset, tok_dir, tok_id)
+        t0 = time.perf_counter()
+        out = train_stage(config, run_id, tok_dir, token_dir)
+    except BaseException as e:
+        mark_failed(run_id, interrupted=isinstance(e, KeyboardInterrupt))
+        raise
     client = MlflowClient()
     client.set_tag(run_id, "lmops.tokenizer", tok_id)
     client.log_metric(run_id, "train/seconds", time.perf_counter() - t0)

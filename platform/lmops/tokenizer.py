@@ -71,11 +71,11 @@ def tokenizer_hash(folder: Path) -> str:
 
 
 def train_or_reuse(
-    texts_factory, cfg: TokenizerConfig, dataset_version: str, root: Path
+    texts_factory, cfg: TokenizerConfig, dataset_version: str, root: Path, split: str = "all"
 ) -> tuple[Path, str, bool]:
-    """Return (folder, tokenizer id, reused) for this dataset version and config."""
+    """Return (folder, tokenizer id, reused) for this dataset version, split and config."""
     key = hashlib.sha256(
-        json.dumps([dataset_version, cfg.model_dump(mode="json")], sort_keys=True).encode()
+        json.dumps([dataset_version, split, cfg.model_dump(mode="json")], sort_keys=True).encode()
     ).hexdigest()[:16]
     folder = root / key
     if (folder / "tokenizer.json").exists():
@@ -86,7 +86,13 @@ def train_or_reuse(
     tok = train_tokenizer(texts_factory(), cfg)
     tok.save_pretrained(str(tmp))
     (tmp / "lmops_tokenizer.json").write_text(
-        json.dumps({"dataset_version": dataset_version, "config": cfg.model_dump(mode="json")}),
+        json.dumps(
+            {
+                "dataset_version": dataset_version,
+                "split": split,
+                "config": cfg.model_dump(mode="json"),
+            }
+        ),
         encoding="utf-8",
     )
     os.replace(tmp, folder) if not folder.exists() else shutil.rmtree(tmp)

@@ -110,3 +110,39 @@ def test_unchanged_rerun_is_a_cache_hit(tiny_run, registry):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "cache hit" in again.stdout and "training skipped" in again.stdout
     assert len(registry.search_model_versions("name = 'lmops-tiny'")) == 1
+
+
+def test_run_status_is_finished_and_inputs_are_linked(registry):
+    mv = registry.get_model_version_by_alias("lmops-tiny", "staging")
+    run = registry.get_run(mv.run_id)
+    assert run.info.status == "FINISHED"
+    contexts = {
+        i.dataset.name: {t.key: t.value for t in i.tags}.get("mlflow.data.context")
+        for i in run.inputs.dataset_inputs
+    }
+    assert contexts[mv.tags["lmops.dataset_version"]] == "training"
+
+
+def test_tokenizer_never_saw_the_held_out_documents(registry, tiny_run):
+    from pathlib import Path
+
+    from lmops.data.ingest import iter_texts
+    from lmops.data.tokenize import is_validation
+    from pipelines.run_config import load_run_config
+    from pipelines.train import training_texts
+
+    home, _ = tiny_run
+    mv = registry.get_model_version_by_alias("lmops-tiny", "staging")
+    ds = home / "datasets" / mv.tags["lmops.dataset_version"]
+    vf = load_run_config("tiny").data.val_fraction
+    everything = dict(iter_texts(ds))
+    trained_on = dict(training_texts(ds, vf))
+    held_out = {h for h in everything if is_validation(h, vf)}
+    assert held_out and trained_on  # both sides exist
+    assert not held_out & set(trained_on) and set(trained_on) | held_out == set(everything)
+    (meta,) = [
+        json.loads(p.read_text())
+        for p in Path(home / "tokenizers").glob("*/lmops_tokenizer.json")
+        if json.loads(p.read_text())["dataset_version"] == ds.name
+    ]
+    assert meta["split"] == f"train (val_fraction {vf})"
