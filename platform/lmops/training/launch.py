@@ -6,6 +6,7 @@ GPUs: only ``TrainConfig`` (workers, GPU, strategy) changes.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from dataclasses import dataclass
@@ -54,25 +55,24 @@ def train(
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from lmops.training.loop import train_loop_per_worker
+    from lmops.training.loop import LoopConfig, train_loop_per_worker
 
     ensure_ray()
     nonfinite = storage / run_name / "nonfinite_loss.json"
     nonfinite.unlink(missing_ok=True)
     use_gpu = _wants_gpu(train_cfg.use_gpu)
-    loop_cfg = {
-        **train_cfg.model_dump(),
-        "seq_len": model_cfg.seq_len,
-        "hf_config_dir": str(hf_config_dir),
-        "token_dir": str(token_dir),
-        "mlflow_run_id": mlflow_run_id,
-        "mlflow_tracking_uri": tracking_uri,
-        "fault_marker": str(storage / run_name / "fault_injected"),
-        "nonfinite_marker": str(nonfinite),
-    }
+    loop_cfg = LoopConfig(
+        train=train_cfg,
+        seq_len=model_cfg.seq_len,
+        hf_config_dir=str(hf_config_dir),
+        token_dir=str(token_dir),
+        mlflow_run_id=mlflow_run_id,
+        mlflow_tracking_uri=tracking_uri,
+        fault_marker=str(storage / run_name / "fault_injected"),
+        nonfinite_marker=str(nonfinite),
+    )
     trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=loop_cfg,
+        functools.partial(train_loop_per_worker, loop_cfg),
         scaling_config=ray.train.ScalingConfig(
             num_workers=train_cfg.num_workers,
             use_gpu=use_gpu,

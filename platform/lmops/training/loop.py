@@ -14,14 +14,30 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lmops.config import TrainConfig
 from lmops.training.schedule import block_indices, lr_at
 
 STATE_FILE = "trainer_state.pt"
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """What crosses into every Ray Train worker: typed and frozen, not a dict."""
+
+    train: TrainConfig
+    seq_len: int
+    hf_config_dir: str
+    token_dir: str
+    mlflow_run_id: str | None
+    mlflow_tracking_uri: str
+    fault_marker: str
+    nonfinite_marker: str
 
 
 def _device() -> torch.device:
@@ -51,12 +67,12 @@ def _full_state_dict(model, strategy: str):
 
 
 @torch.no_grad()
-def _val_loss(model, data: np.ndarray, cfg: dict, device, amp) -> float:
+def _val_loss(model, data: np.ndarray, cfg: LoopConfig, device, amp) -> float:
     model.eval()
-    seq, bs = cfg["seq_len"], cfg["batch_size"]
+    seq, bs = cfg.seq_len, cfg.train.batch_size
     n_blocks = (len(data) - 1) // seq
     losses = []
-    for i in range(min(cfg["val_batches"], max(1, n_blocks // bs))):
+    for i in range(min(cfg.train.val_batches, max(1, n_blocks // bs))):
         starts = (np.arange(bs) + i * bs) % max(1, n_blocks) * seq
         x = _batch(data, starts, seq, device)
         with amp:
@@ -65,21 +81,21 @@ def _val_loss(model, data: np.ndarray, cfg: dict, device, amp) -> float:
     return float(np.mean(losses))
 
 
-def _mlflow_logger(cfg: dict, rank: int):
+def _mlflow_logger(cfg: LoopConfig, rank: int):
     """A function that logs a metrics dict at a step to the pipeline's MLflow run (rank 0)."""
-    if rank != 0 or not cfg.get("mlflow_run_id"):
+    if rank != 0 or not cfg.mlflow_run_id:
         return lambda metrics, step: None
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    client = MlflowClient(tracking_uri=cfg["mlflow_tracking_uri"])
+    client = MlflowClient(tracking_uri=cfg.mlflow_tracking_uri)
 
     def log(metrics: dict, step: int) -> None:
         ts = int(time.time() * 1000)
         batch = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
         for attempt in range(6):  # the tracking server may be restarting: ~1 minute
             try:
-                client.log_batch(cfg["mlflow_run_id"], metrics=batch)
+                client.log_batch(cfg.mlflow_run_id, metrics=batch)
                 return
             except Exception as e:
                 transient = isinstance(e, OSError) or "onnect" in str(e) or "503" in str(e)
@@ -93,16 +109,16 @@ def _mlflow_logger(cfg: dict, rank: int):
     return log
 
 
-def train_loop_per_worker(cfg: dict) -> None:
+def train_loop_per_worker(cfg: LoopConfig) -> None:
     import ray.train
     import ray.train.torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    threads = cfg["threads_per_worker"] or max(1, (os.cpu_count() or 1) // world)
+    threads = cfg.train.threads_per_worker or max(1, (os.cpu_count() or 1) // world)
     torch.set_num_threads(threads)
-    torch.manual_seed(cfg["seed"])
+    torch.manual_seed(cfg.train.seed)
     device = _device()
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     amp = (
@@ -111,7 +127,7 @@ def train_loop_per_worker(cfg: dict) -> None:
         else torch.autocast("cpu", enabled=False)
     )
 
-    hf_config = AutoConfig.from_pretrained(cfg["hf_config_dir"])
+    hf_config = AutoConfig.from_pretrained(cfg.hf_config_dir)
     model = AutoModelForCausalLM.from_config(hf_config)
     start_step, opt_state = 0, None
     checkpoint = ray.train.get_checkpoint()
@@ -120,39 +136,38 @@ def train_loop_per_worker(cfg: dict) -> None:
             model = AutoModelForCausalLM.from_pretrained(d)
             state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=False)
             start_step, opt_state = state["step"], state.get("optimizer")
-    model = ray.train.torch.prepare_model(model, parallel_strategy=cfg["strategy"])
+    model = ray.train.torch.prepare_model(model, parallel_strategy=cfg.train.strategy)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
         [
-            {"params": decay, "weight_decay": cfg["weight_decay"]},
+            {"params": decay, "weight_decay": cfg.train.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ],
-        lr=cfg["lr"],
+        lr=cfg.train.lr,
         betas=(0.9, 0.95),
         fused=device.type == "cuda",
     )
-    if opt_state is not None and cfg["strategy"] != "fsdp":
+    if opt_state is not None and cfg.train.strategy != "fsdp":
         optimizer.load_state_dict(opt_state)
 
-    shards = Path(cfg["token_dir"])
+    shards = Path(cfg.token_dir)
     dtype = json.loads((shards / "meta.json").read_text())["dtype"]
     train = np.memmap(shards / "train.bin", dtype=dtype, mode="r")
     val = np.memmap(shards / "val.bin", dtype=dtype, mode="r")
     log = _mlflow_logger(cfg, rank)
-    seq, bs, total = cfg["seq_len"], cfg["batch_size"], cfg["max_steps"]
+    seq, bs, total = cfg.seq_len, cfg.train.batch_size, cfg.train.max_steps
     tokens_per_step = seq * bs * world
     fail_at = int(os.environ.get("LMOPS_FAULT_AT_STEP", "0"))
     window_start, window_loss = time.perf_counter(), []
 
     model.train()
     for step in range(start_step, total):
-        lr = lr_at(step, cfg["lr"], cfg["warmup_steps"], total, cfg["min_lr_ratio"])
+        lr = lr_at(step, cfg.train.lr, cfg.train.warmup_steps, total, cfg.train.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x = _batch(
-            train, block_indices(len(train), seq, step, bs, rank, world, cfg["seed"]), seq, device
-        )
+        starts = block_indices(len(train), seq, step, bs, rank, world, cfg.train.seed)
+        x = _batch(train, starts, seq, device)
         with amp:
             loss = model(input_ids=x, labels=x).loss
         loss_value = loss.item()
@@ -161,20 +176,20 @@ def train_loop_per_worker(cfg: dict) -> None:
             # stays the last good one. A file, not a report: Ray Train V2 keeps no metrics
             # without a checkpoint. launch.train turns it into the error.
             if rank == 0:
-                marker = Path(cfg["nonfinite_marker"])
+                marker = Path(cfg.nonfinite_marker)
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.write_text(json.dumps({"step": step + 1, "loss": repr(loss_value)}))
             return
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         window_loss.append(loss_value)
         _maybe_inject_fault(step, fail_at, cfg)
 
         done = step + 1
-        logging = done % cfg["log_every"] == 0 or done == total
-        checkpointing = done % cfg["checkpoint_every"] == 0 or done == total
+        logging = done % cfg.train.log_every == 0 or done == total
+        checkpointing = done % cfg.train.checkpoint_every == 0 or done == total
         if not (logging or checkpointing):
             continue
         metrics = {"step": done, "resumed_from_step": start_step}
@@ -209,21 +224,21 @@ def _all_finite(loss_value: float, world: int, device) -> bool:
     return not bad
 
 
-def _report_with_checkpoint(model, optimizer, cfg, rank, step, metrics) -> None:
+def _report_with_checkpoint(model, optimizer, cfg: LoopConfig, rank, step, metrics) -> None:
     import ray.train
 
-    state_dict = _full_state_dict(model, cfg["strategy"])
+    state_dict = _full_state_dict(model, cfg.train.strategy)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if rank == 0:
             _unwrap(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-            opt = optimizer.state_dict() if cfg["strategy"] != "fsdp" else None
+            opt = optimizer.state_dict() if cfg.train.strategy != "fsdp" else None
             torch.save({"step": step, "optimizer": opt}, Path(tmp) / STATE_FILE)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
 
 
-def _maybe_inject_fault(step: int, fail_at: int, cfg: dict) -> None:
+def _maybe_inject_fault(step: int, fail_at: int, cfg: LoopConfig) -> None:
     """Crash once at ``LMOPS_FAULT_AT_STEP`` to exercise restart-from-checkpoint.
 
     A marker file in the run's storage makes the fault fire only on the first
@@ -231,7 +246,7 @@ def _maybe_inject_fault(step: int, fail_at: int, cfg: dict) -> None:
     """
     if not fail_at or step + 1 != fail_at:
         return
-    marker = Path(cfg["fault_marker"])
+    marker = Path(cfg.fault_marker)
     if marker.exists():
         return
     marker.parent.mkdir(parents=True, exist_ok=True)
