@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -234,19 +234,15 @@ def _move_alias(name: str, alias: str, version: str, event: history.Event) -> No
         MlflowClient().set_registered_model_alias(name, alias, version)
     except MlflowException as e:
         history.record(
-            history.Event(
+            replace(
+                event,
                 event="gate",
-                model=name,
-                version=version,
-                alias=alias,
-                actor=event.actor,
-                verified=event.verified,
-                from_version=event.from_version,
+                time=time.time(),
+                to_version="",
                 passed=False,
                 reasons=(f"FAIL the registry refused to move @{alias}: {e.message}",),
-                policy=event.policy,
-                policy_digest=event.policy_digest,
-                evidence_digest=event.evidence_digest,
+                comment="",
+                run_id="",
             )
         )
         raise LmopsError(f"the registry refused to move {name} @{alias}: {e.message}") from None

@@ -102,7 +102,4 @@ def train_or_reuse(
 def load_tokenizer(folder: Path):
     from transformers import PreTrainedTokenizerFast
 
-    tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
-    if not tok.chat_template:  # cached before tokenizers carried one
-        tok.chat_template = CHAT_TEMPLATE
-    return tok
+    return PreTrainedTokenizerFast.from_pretrained(str(folder))

@@ -17,7 +17,7 @@ from typing import Literal
 
 from lmops.data.langid import script_language
 from lmops.text.harm_lexicon import harm_categories
-from lmops.text.pii import find_pii, redact
+from lmops.text.pii import redact
 from lmops.text.toxicity import toxicity_scores
 
 Action = Literal["block", "redact", "off"]
@@ -63,13 +63,13 @@ class OutputFilter:
         reasons += [f"harm:{c}" for c in harm_categories(text)]
         if reasons:
             return Verdict("", blocked=True, reasons=tuple(reasons))
-        pii = sorted({h.kind for h in find_pii(text)})
-        if not pii:
+        redacted, counts = redact(text)  # one PII scan: the masked text and the kinds found
+        why = tuple(f"pii:{k}" for k in sorted(k for k, n in counts.items() if n))
+        if not why:
             return Verdict(text)
-        why = tuple(f"pii:{k}" for k in pii)
         if self.action == "block":
             return Verdict("", blocked=True, reasons=why)
-        return Verdict(redact(text)[0], reasons=why)
+        return Verdict(redacted, reasons=why)
 
 
 class BatchedFilter:
