@@ -10,9 +10,10 @@ median of the repeats:
 * one more ``promote`` (lock, evidence read and digest check, decide, alias move,
   event record, version-page history): the "decision" the issue bounds at 1 s;
 * ``history.events`` over all N events, as ``lmops history`` reads them;
-* the ``lmops history --json`` command end to end (includes Python start-up);
+* the ``lmops history --json`` command end to end (includes Python start-up; it reads
+  the SQLite store with SQL, without importing mlflow);
 * the same two against ``mlflow server`` on the same store (the REST path, which does
-  not import mlflow); the command's JSON must equal the embedded one's.
+  not import mlflow either); the command's JSON must equal the embedded one's.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ description (``mlflow.note.content``) lists the reasons. Approvals live in their
 experiment: on a server, granting EDIT on it is what gives a user the approver role,
 because MLflow refuses a run in an experiment to anyone without EDIT there.
 
-Reading the history from a tracking server goes through MLflow's REST API with
-``requests`` rather than the ``mlflow`` client: importing ``mlflow`` alone takes over a
-second, which is most of what ``lmops history`` costs.
+An event is stored as a handful of tags to search on (kind, event, model, version,
+alias, actor), the whole event as one JSON tag (``lmops.event_record``) and the
+markdown description. One tag instead of one per field halves the rows MLflow loads
+per run, which is most of what reading 1,000 events costs (``history_read``).
 """
 
 from __future__ import annotations
@@ -88,6 +89,31 @@ def _experiment(client, name: str) -> str:
     return ensure_experiment(name, tags={T.RUN_KIND: "registry-history"})
 
 
+# MLflow refuses a tag value over 8,000 characters; the record must stay valid JSON.
+RECORD_LIMIT = 8000
+NOTE_LIMIT = 5000
+
+
+def record_json(ev: Event) -> str:
+    """The event as JSON, without its time and run id (the run holds those).
+
+    Long reasons and comments are cut, each marked, so the JSON always fits a tag.
+    """
+    fields = {k: v for k, v in asdict(ev).items() if k not in ("time", "run_id")}
+    fields["reasons"] = list(ev.reasons)
+    text = json.dumps(fields, ensure_ascii=False)
+    for cap in (1000, 300, 100):
+        if len(text) <= RECORD_LIMIT:
+            break
+        fields["reasons"] = [r if len(r) <= cap else r[:cap] + " [cut]" for r in ev.reasons]
+        fields["comment"] = ev.comment if len(ev.comment) <= cap else ev.comment[:cap] + " [cut]"
+        text = json.dumps(fields, ensure_ascii=False)
+    while len(text) > RECORD_LIMIT and fields["reasons"]:
+        fields["reasons"] = fields["reasons"][:-1]
+        text = json.dumps(fields, ensure_ascii=False)
+    return text
+
+
 def record(ev: Event, experiment: str = AUDIT_EXPERIMENT) -> Event:
     """Write one event as a finished run; returns it with its run id."""
     from mlflow import MlflowClient
@@ -102,16 +128,8 @@ def record(ev: Event, experiment: str = AUDIT_EXPERIMENT) -> Event:
         T.EVENT_VERSION: ev.version,
         T.EVENT_ALIAS: ev.alias,
         T.EVENT_ACTOR: ev.actor,
-        T.EVENT_VERIFIED: str(ev.verified).lower(),
-        T.EVENT_FROM: ev.from_version,
-        T.EVENT_TO: ev.to_version,
-        T.EVENT_PASSED: str(ev.passed).lower(),
-        T.EVENT_POLICY: ev.policy,
-        T.EVENT_POLICY_DIGEST: ev.policy_digest,
-        T.EVENT_EVIDENCE_DIGEST: ev.evidence_digest,
-        "lmops.reasons": json.dumps(list(ev.reasons))[:5000],
-        "lmops.comment": ev.comment[:5000],
-        T.NOTE: ev.markdown()[:5000],
+        T.EVENT_RECORD: record_json(ev),
+        T.NOTE: ev.markdown()[:NOTE_LIMIT],
     }
     run = client.create_run(exp_id, start_time=int(ev.time * 1000), run_name=ev.title()[:250])
     client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
@@ -119,127 +137,33 @@ def record(ev: Event, experiment: str = AUDIT_EXPERIMENT) -> Event:
     return Event(**{**asdict(ev), "run_id": run.info.run_id})
 
 
-def _from_tags(t: dict[str, str], start_ms: int, run_id: str) -> Event:
-    return Event(
-        event=t.get(T.EVENT, ""),
-        model=t.get(T.EVENT_MODEL, ""),
-        version=t.get(T.EVENT_VERSION, ""),
-        alias=t.get(T.EVENT_ALIAS, ""),
-        actor=t.get(T.EVENT_ACTOR, ""),
-        verified=t.get(T.EVENT_VERIFIED) == "true",
-        time=start_ms / 1000,
-        from_version=t.get(T.EVENT_FROM, ""),
-        to_version=t.get(T.EVENT_TO, ""),
-        passed=t.get(T.EVENT_PASSED) == "true",
-        reasons=tuple(json.loads(t.get("lmops.reasons") or "[]")),
-        policy=t.get(T.EVENT_POLICY, ""),
-        policy_digest=t.get(T.EVENT_POLICY_DIGEST, ""),
-        evidence_digest=t.get(T.EVENT_EVIDENCE_DIGEST, ""),
-        comment=t.get("lmops.comment", ""),
-        run_id=run_id,
-    )
-
-
-def _filter(model: str, version: str | None) -> str:
-    flt = f"tags.`{T.EVENT_MODEL}` = '{model}'"
-    if version is not None:
-        flt += f" and tags.`{T.EVENT_VERSION}` = '{version}'"
-    return flt
+def from_tags(tags: dict[str, str], start_ms: int, run_id: str) -> Event:
+    """The event a run's tags hold. A run without a valid record reads as blank fields."""
+    try:
+        fields = json.loads(tags.get(T.EVENT_RECORD) or "{}")
+    except json.JSONDecodeError:
+        fields = {}
+    known = {f for f in Event.__dataclass_fields__ if f not in ("time", "run_id")}
+    fields = {k: v for k, v in fields.items() if k in known} if isinstance(fields, dict) else {}
+    # The searchable tags win over the record: they are what a query selected on.
+    for name, tag in (
+        ("event", T.EVENT),
+        ("model", T.EVENT_MODEL),
+        ("version", T.EVENT_VERSION),
+        ("alias", T.EVENT_ALIAS),
+        ("actor", T.EVENT_ACTOR),
+    ):
+        fields[name] = tags.get(tag, "")
+    fields.setdefault("verified", False)
+    fields.setdefault("passed", False)
+    fields["reasons"] = tuple(fields.get("reasons") or ())
+    return Event(**fields, time=start_ms / 1000, run_id=run_id)
 
 
 def events(
     model: str, version: str | None = None, experiment: str = AUDIT_EXPERIMENT
 ) -> list[Event]:
     """Events of ``model`` (one version, if given), oldest first."""
-    uri = _tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        return _events_rest(uri, model, version, experiment)
-    from mlflow import MlflowClient
+    from model_registry.history_read import read_events
 
-    client = MlflowClient()
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return []
-    out, token = [], None
-    while True:
-        page = client.search_runs(
-            [exp.experiment_id],
-            _filter(model, version),
-            order_by=["attributes.start_time ASC"],
-            max_results=5000,
-            page_token=token,
-        )
-        out += [_from_tags(r.data.tags, r.info.start_time, r.info.run_id) for r in page]
-        token = page.token
-        if not token:
-            return out
-
-
-def _tracking_uri() -> str:
-    import os
-    import sys
-
-    if "mlflow" in sys.modules:  # set_tracking_uri() in this process wins, as in MLflow
-        import mlflow
-
-        return mlflow.get_tracking_uri()
-    return os.environ.get("MLFLOW_TRACKING_URI", "")
-
-
-def _events_rest(uri: str, model: str, version: str | None, experiment: str) -> list[Event]:
-    """The same query through the tracking server's REST API (see the module docstring)."""
-    import os
-
-    import requests
-
-    from lmops.errors import LmopsError
-
-    s = requests.Session()
-    user, password = (
-        os.environ.get("MLFLOW_TRACKING_USERNAME"),
-        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
-    )
-    if user:
-        s.auth = (user, password or "")
-    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
-        s.headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
-    api = uri.rstrip("/") + "/api/2.0/mlflow"
-
-    def call(method: str, path: str, **kw) -> requests.Response:
-        try:
-            r = s.request(method, api + path, timeout=60, **kw)
-        except requests.RequestException as e:
-            raise LmopsError(f"cannot reach the tracking server at {uri}: {e}") from None
-        if r.status_code in (401, 403):
-            raise LmopsError(
-                f"the tracking server at {uri} refused the history query ({r.status_code}): "
-                "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
-            )
-        return r
-
-    r = call("GET", "/experiments/get-by-name", params={"experiment_name": experiment})
-    if r.status_code == 404:
-        return []
-    if not r.ok:
-        raise LmopsError(f"tracking server at {uri}: {r.status_code} {r.text[:200]}")
-    exp_id = r.json()["experiment"]["experiment_id"]
-    out, token = [], None
-    while True:
-        body = {
-            "experiment_ids": [exp_id],
-            "filter": _filter(model, version),
-            "order_by": ["attributes.start_time ASC"],
-            "max_results": 5000,
-            **({"page_token": token} if token else {}),
-        }
-        r = call("POST", "/runs/search", json=body)
-        if not r.ok:
-            raise LmopsError(f"tracking server at {uri}: {r.status_code} {r.text[:200]}")
-        page = r.json()
-        for run in page.get("runs", []):
-            tags = {t["key"]: t.get("value", "") for t in run.get("data", {}).get("tags", [])}
-            info = run["info"]
-            out.append(_from_tags(tags, int(info["start_time"]), info["run_id"]))
-        token = page.get("next_page_token")
-        if not token:
-            return out
+    return read_events(model, version, experiment)

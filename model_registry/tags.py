@@ -28,13 +28,7 @@ EVENT_MODEL = "lmops.model"
 EVENT_VERSION = "lmops.version"
 EVENT_ALIAS = "lmops.alias"
 EVENT_ACTOR = "lmops.actor"
-EVENT_VERIFIED = "lmops.actor_verified"
-EVENT_FROM = "lmops.from_version"
-EVENT_TO = "lmops.to_version"
-EVENT_PASSED = "lmops.passed"
-EVENT_POLICY = "lmops.policy"
-EVENT_POLICY_DIGEST = "lmops.policy_digest"
-EVENT_EVIDENCE_DIGEST = "lmops.evidence_digest"
+EVENT_RECORD = "lmops.event_record"  # the whole event as JSON (history.Event)
 NOTE = "mlflow.note.content"  # the run description MLflow's UI renders as markdown
 
 # Tags of evaluation runs (one run per model version and evaluation set).

@@ -125,10 +125,9 @@ def history(
     """Who moved which version, when, from -> to, and why: every gate decision."""
     from lmops.home import prepare_environment
 
-    # Against a server the history is read over REST without importing mlflow (the
-    # import alone takes over a second); the embedded store needs the mlflow client.
-    if not prepare_environment().tracking_uri.startswith(("http://", "https://")):
-        _tracking()
+    # No _tracking(): importing mlflow alone takes over a second, and the history is
+    # read without it (model_registry/history_read.py).
+    prepare_environment()
     from model_registry import history as hist
 
     events = sorted(

@@ -324,14 +324,21 @@ def test_an_approver_can_record_an_approval_under_another_name(actors, model):
     alice, carol = actors["alice"], actors["carol"]
     v = model.add_version()
     exp_id = roles.ensure_experiments([history.APPROVALS_EXPERIMENT])[history.APPROVALS_EXPERIMENT]
+    claimed = history.Event(
+        event="approve",
+        model=model.name,
+        version=v,
+        alias="production",
+        actor=carol.name,
+        verified=True,
+    )
     forged = {
         T.EVENT: "approve",
         T.EVENT_MODEL: model.name,
         T.EVENT_VERSION: v,
         T.EVENT_ALIAS: "production",
         T.EVENT_ACTOR: carol.name,
-        T.EVENT_VERIFIED: "true",
-        T.EVENT_PASSED: "true",
+        T.EVENT_RECORD: history.record_json(claimed),
     }
     run = alice.rest("POST", "/api/2.0/mlflow/runs/create", json={"experiment_id": exp_id})
     assert run.status_code == 200, run.text
