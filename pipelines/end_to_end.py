@@ -1,7 +1,9 @@
-"""Prefect flow: raw corpus → validated dataset → tokenizer → Ray-trained LM →
-evaluation → MLflow registry → gate → ``@staging``. It only wires stages together.
+"""Prefect flows: raw corpus → validated dataset (``pipeline_flow``), then dataset →
+tokenizer → Ray-trained LM → evaluation → MLflow registry → gate → ``@staging``
+(``model_flow``). They only wire stages together.
 
-    lmops run --config tiny
+    lmops run --config tiny                    # both
+    lmops train --config tiny --dataset latest # the second, on a published dataset
 """
 
 from __future__ import annotations
@@ -40,9 +42,27 @@ class PipelineResult(BaseModel):
 
 @flow(name="lmops-pipeline", on_failure=[notify_failure], on_crashed=[notify_failure])
 def pipeline_flow(config: RunConfig, sources: list[str] | None = None) -> PipelineResult:
-    """Run every stage in order; each stage is a subflow with its own Prefect run."""
+    """Ingest, then build a model from the new dataset version (``model_flow``)."""
     configure_mlflow(home(), config.registry.experiment)
-    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ds = ingest_flow(config, sources)
+    return model_flow(config, ds, {"ingest + validate": round(time.perf_counter() - t0, 2)})
+
+
+@flow(name="lmops-model", on_failure=[notify_failure], on_crashed=[notify_failure])
+def model_flow(
+    config: RunConfig,
+    ds: DatasetVersion,
+    times: dict[str, float] | None = None,
+    resume_run: str | None = None,
+) -> PipelineResult:
+    """Dataset version → tokenizer → Ray-trained LM → evaluation → registry → gate.
+
+    ``lmops run`` reaches it through ``pipeline_flow``; ``lmops train`` calls it on a
+    published dataset version, or resumes the stopped training run ``resume_run``.
+    """
+    configure_mlflow(home(), config.registry.experiment)
+    times = dict(times or {})
 
     def timed(stage, fn, *args):
         t0 = time.perf_counter()
@@ -50,12 +70,11 @@ def pipeline_flow(config: RunConfig, sources: list[str] | None = None) -> Pipeli
         times[stage] = round(time.perf_counter() - t0, 2)
         return out
 
-    ds = timed("ingest + validate", ingest_flow, config, sources)
     key = train_cache_key(config, ds.version_id)
-    hit = cached_version(config.registry.model_name, key)
+    hit = None if resume_run else cached_version(config.registry.model_name, key)
     if hit is not None:
         return _cache_hit(config, ds, hit, times)
-    trained = timed("tokenize + train", train_flow, config, ds)
+    trained = timed("tokenize + train", train_flow, config, ds, resume_run)
     try:
         ev = timed("evaluate", evaluate_flow, config, ds, trained)
     except BaseException as e:  # registration ends the run FINISHED; this path never gets there

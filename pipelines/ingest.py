@@ -189,6 +189,18 @@ def _to_model(rep: lib.IngestReport, sources: list[str]) -> DatasetVersion:
     )
 
 
+def published(ref: str) -> DatasetVersion:
+    """A dataset version already published in this home, by id, prefix or ``latest``.
+
+    Only versions that passed their standard are published, so training may use any.
+    """
+    from lmops.data.catalog import find_version
+
+    m = find_version(home().datasets, ref)
+    rep = lib.report_from_manifest(home().datasets / m["version_id"], False, None, {})
+    return _to_model(rep, [s["path"] for s in m["sources"]])
+
+
 @flow(name="lmops-ingest", on_failure=[notify_failure], on_crashed=[notify_failure])
 def ingest_flow(config: RunConfig, sources: list[str] | None = None) -> DatasetVersion:
     """Read → annotate → decide → validate (GX) → publish, with the accounting checked."""

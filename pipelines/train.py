@@ -203,12 +203,45 @@ def train_stage(config: RunConfig, run_id: str, tok_dir: str, token_dir: str) ->
     }
 
 
-@flow(name="lmops-train")
-def train_flow(config: RunConfig, dataset: DatasetVersion) -> TrainedModel:
-    """Start the MLflow run, train tokenizer, tokenize, train the LM on Ray."""
-    run_id = start_run(config, dataset)
+def resumable(run_id: str, config: RunConfig) -> str:
+    """The dataset version of the stopped training run ``run_id``, checked for resuming.
+
+    A resumed run continues in the same MLflow run and Ray Train storage folder, where
+    Ray finds the latest checkpoint; it must use the config the run started with.
+    """
+    from lmops.errors import LmopsError
+
+    configure_mlflow(home(), config.registry.experiment)
+    client = MlflowClient()
     try:
-        log_dataset_input(run_id, dataset)
+        run = client.get_run(run_id)
+    except Exception:
+        raise LmopsError(f"no MLflow run '{run_id}' in {home().tracking_uri}") from None
+    tags = run.data.tags
+    if "lmops.dataset_version" not in tags or "train.lr" not in run.data.params:
+        raise LmopsError(f"run '{run_id}' is not an lmops training run")
+    if run.info.status == "FINISHED":
+        raise LmopsError(f"run '{run_id}' finished; there is nothing to resume")
+    if tags.get("lmops.config_digest") != config.digest():
+        raise LmopsError(
+            f"run '{run_id}' was started with config '{tags.get('lmops.config')}' "
+            f"(digest {tags.get('lmops.config_digest')}); this config's digest is "
+            f"{config.digest()}. Resume with the same --config and --set options"
+        )
+    return tags["lmops.dataset_version"]
+
+
+@flow(name="lmops-train")
+def train_flow(
+    config: RunConfig, dataset: DatasetVersion, resume_run: str | None = None
+) -> TrainedModel:
+    """Start the MLflow run (or reopen a stopped one), train tokenizer, tokenize, train."""
+    if resume_run:
+        MlflowClient().update_run(resume_run, status="RUNNING")
+    run_id = resume_run or start_run(config, dataset)
+    try:
+        if not resume_run:
+            log_dataset_input(run_id, dataset)
         tok_dir, tok_id, _ = tokenizer_stage(config, dataset)
         token_dir, n_train, n_val = tokenize_stage(config, dataset, tok_dir, tok_id)
         t0 = time.perf_counter()
@@ -219,6 +252,9 @@ def train_flow(config: RunConfig, dataset: DatasetVersion) -> TrainedModel:
     client = MlflowClient()
     client.set_tag(run_id, "lmops.tokenizer", tok_id)
     client.log_metric(run_id, "train/seconds", time.perf_counter() - t0)
+    # 0 for a run that never restarted; else the checkpoint step the last attempt began at
+    # (a worker-group restart inside the fit, or `lmops train --resume`).
+    client.log_metric(run_id, "train/resumed_from_step", out["metrics"].get("resumed_from_step", 0))
     client.log_metric(run_id, "data/train_tokens", n_train)
     client.log_metric(run_id, "data/val_tokens", n_val)
     metrics = {k: float(v) for k, v in out["metrics"].items() if isinstance(v, (int, float))}

@@ -70,8 +70,10 @@ def test_a_killed_worker_resumes_from_the_latest_checkpoint(inputs, tmp_path, lo
 
 def test_without_restarts_the_same_fault_fails_clearly(inputs, tmp_path, local_ray):
     local_ray.setenv("LMOPS_FAULT_AT_STEP", "3")
-    with pytest.raises(LmopsError, match=r"training failed after 0 restart\(s\)"):
+    with pytest.raises(LmopsError, match=r"training failed after 0 restart\(s\)") as err:
         fit(inputs, tmp_path, max_steps=6, log_every=3, checkpoint_every=2, max_failures=0)
+    msg = str(err.value)  # one line: the cause and where the full report is
+    assert "\n" not in msg and "a worker process died" in msg and "worker log: " in msg
 
 
 def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(inputs, tmp_path, local_ray):

@@ -17,7 +17,9 @@ def list_versions(root: Path) -> list[dict]:
 def find_version(root: Path, ref: str) -> dict:
     """A version by id or unique id prefix (``ds-1a2b`` or ``1a2b``), or ``latest``."""
     versions = list_versions(root)
-    if ref == "latest" and versions:
+    if not versions:
+        raise LmopsError(f"no dataset version is published in {root}; run `lmops ingest` first")
+    if ref == "latest":
         return versions[-1]
     ref = ref if ref.startswith("ds-") else f"ds-{ref}"
     hits = [m for m in versions if m["version_id"].startswith(ref)]

@@ -88,9 +88,14 @@ def train(
     try:
         result = trainer.fit()
     except ray.train.TrainingFailedError as e:
+        how = (
+            f"`lmops train --resume {mlflow_run_id}` continues from the latest one"
+            if mlflow_run_id
+            else "a rerun with the same run name continues from the latest one"
+        )
         raise LmopsError(
-            f"training failed after {train_cfg.max_failures} restart(s): {e}. "
-            f"Checkpoints are in {storage / run_name}; rerun to resume."
+            f"training failed after {train_cfg.max_failures} restart(s): {_one_line(e)}. "
+            f"Checkpoints are in {storage / run_name}; {how}"
         ) from None
     metrics = dict(result.metrics or {})
     if nonfinite.exists():
@@ -113,3 +118,20 @@ def train(
             if f.name != "trainer_state.pt":
                 shutil.copy2(f, out_dir / f.name)
     return TrainOutcome(out_dir, metrics, result.checkpoint.path, train_cfg.num_workers, use_gpu)
+
+
+def _one_line(error: Exception) -> str:
+    """Ray's multi-line failure report as one line: the cause, and the worker's log.
+
+    The CLI prints errors as one line; the full report stays in the worker's log file.
+    """
+    import re
+
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    causes = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception)\b.*:", ln)]
+    rest = [ln for ln in lines if not ln.startswith(("Training failed due to", "[Rank"))]
+    cause = (causes or rest or ["unknown error"])[-1 if causes else 0]
+    if "actor died" in str(error) or "health check failed" in str(error):
+        cause = "a worker process died (" + cause.rstrip(".") + ")"
+    log = re.search(r"log_file_path='([^']+)'", str(error))
+    return cause[:300] + (f"; worker log: {log.group(1)}" if log else "")

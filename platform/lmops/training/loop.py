@@ -2,8 +2,10 @@
 
 Rank 0 logs metrics to MLflow itself: Ray Train V2 keeps no metrics without a
 checkpoint and its RunConfig takes no MLflow callback. Checkpoints hold the
-model in Hugging Face format (safetensors) plus optimizer state and the step, so
-a restarted worker group resumes where the last checkpoint left off.
+model in Hugging Face format (safetensors) plus the optimizer state, the step and
+rank 0's torch RNG state, so a restarted worker group resumes where the last
+checkpoint left off. The learning rate and the data order are pure functions of the
+step, so they need no state of their own.
 """
 
 from __future__ import annotations
@@ -136,6 +138,8 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
             model = AutoModelForCausalLM.from_pretrained(d)
             state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=False)
             start_step, opt_state = state["step"], state.get("optimizer")
+            if "rng" in state:  # dropout and any sampling continue where they stopped
+                torch.set_rng_state(state["rng"])
     model = ray.train.torch.prepare_model(model, parallel_strategy=cfg.train.strategy)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -170,8 +174,8 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
         x = _batch(train, starts, seq, device)
         with amp:
             loss = model(input_ids=x, labels=x).loss
-        loss_value = loss.item()
-        if not _all_finite(loss_value, world, device):
+        loss_value = _global_mean(loss, world)
+        if not math.isfinite(loss_value):
             # Stop before the optimiser applies a NaN/inf update, so the latest checkpoint
             # stays the last good one. A file, not a report: Ray Train V2 keeps no metrics
             # without a checkpoint. launch.train turns it into the error.
@@ -212,16 +216,19 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
             ray.train.report(metrics)
 
 
-def _all_finite(loss_value: float, world: int, device) -> bool:
-    """Whether every rank's loss is finite (all ranks must stop together under DDP)."""
-    bad = not math.isfinite(loss_value)
-    if world > 1:
-        import torch.distributed as dist
+def _global_mean(loss: torch.Tensor, world: int) -> float:
+    """The loss averaged over ranks: the global batch's loss, the same on every rank.
 
-        flag = torch.tensor([float(bad)], device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        bad = bool(flag.item())
-    return not bad
+    One all-reduce a step; a NaN or inf on any rank makes the mean non-finite
+    everywhere, so all ranks stop together under DDP.
+    """
+    if world == 1:
+        return loss.item()
+    import torch.distributed as dist
+
+    total = loss.detach().float().clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)  # gloo has no AVG
+    return total.item() / world
 
 
 def _report_with_checkpoint(model, optimizer, cfg: LoopConfig, rank, step, metrics) -> None:
@@ -233,7 +240,8 @@ def _report_with_checkpoint(model, optimizer, cfg: LoopConfig, rank, step, metri
         if rank == 0:
             _unwrap(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
             opt = optimizer.state_dict() if cfg.train.strategy != "fsdp" else None
-            torch.save({"step": step, "optimizer": opt}, Path(tmp) / STATE_FILE)
+            state = {"step": step, "optimizer": opt, "rng": torch.get_rng_state()}
+            torch.save(state, Path(tmp) / STATE_FILE)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
 

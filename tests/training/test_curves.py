@@ -1,0 +1,83 @@
+"""Loss curves as MLflow records them: a committed golden curve for the debug model,
+and 2-worker DDP (gloo) matching 1 worker at the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from lmops.config import ModelConfig, TrainConfig
+from lmops.models.presets import PRESETS, build_hf_config
+from lmops.training.launch import train
+
+GOLDEN = Path(__file__).with_name("golden_loss_debug.json")
+
+
+def _model() -> ModelConfig:
+    return ModelConfig(**{**PRESETS["debug"], "preset": "debug"})
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    """Token shards of a learnable pattern, the debug model's config and an MLflow store."""
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray.shutdown()
+    cfg_dir = tmp_path / "hf-config"
+    build_hf_config(_model(), 256, 0, 0, 1).save_pretrained(cfg_dir)
+    shards = tmp_path / "tokens"
+    shards.mkdir()
+    pattern = np.random.default_rng(0).integers(2, 256, size=193)
+    for name, n in (("train", 40_000), ("val", 4_000)):
+        np.resize(pattern, n).astype("uint16").tofile(shards / f"{name}.bin")
+    (shards / "meta.json").write_text(json.dumps({"dtype": "uint16"}))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    yield cfg_dir, shards, uri
+    ray.shutdown()
+
+
+def curve(setup, tmp_path, name: str, **train_kw) -> list[float]:
+    """Per-step train/loss that rank 0 logged to a fresh MLflow run."""
+    cfg_dir, shards, uri = setup
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("curves") or client.get_experiment(
+        client.create_experiment("curves")
+    )
+    run_id = client.create_run(exp.experiment_id, run_name=name).info.run_id
+    base = dict(
+        max_steps=12, batch_size=4, lr=3e-3, warmup_steps=2, log_every=1,
+        checkpoint_every=12, val_batches=1, threads_per_worker=1, use_gpu="no", seed=1234,
+    )  # fmt: skip
+    cfg = TrainConfig(**{**base, **train_kw})
+    train(_model(), cfg, cfg_dir, shards, tmp_path / "ray", name, run_id, uri, tmp_path / name)
+    hist = sorted(client.get_metric_history(run_id, "train/loss"), key=lambda m: m.step)
+    assert [m.step for m in hist] == list(range(1, cfg.max_steps + 1))
+    return [m.value for m in hist]
+
+
+def test_the_debug_preset_follows_its_golden_loss_curve(setup, tmp_path):
+    """Regenerate after an intended change: LMOPS_REGENERATE_GOLDEN=1 pytest this test."""
+    got = curve(setup, tmp_path, "golden")
+    if os.environ.get("LMOPS_REGENERATE_GOLDEN"):
+        GOLDEN.write_text(json.dumps({"train/loss": got}, indent=1) + "\n")
+    want = json.loads(GOLDEN.read_text())["train/loss"]
+    assert got[-1] < got[0] - 1.0  # it learns: the pattern is predictable
+    np.testing.assert_allclose(got, want, rtol=0.02)
+
+
+def test_two_ddp_workers_match_one_at_the_same_global_batch(setup, tmp_path):
+    one = curve(setup, tmp_path, "one", max_steps=6, batch_size=4, num_workers=1)
+    two = curve(setup, tmp_path, "two", max_steps=6, batch_size=2, num_workers=2)
+    # The same blocks each step (ranks take disjoint halves of the global batch), the
+    # logged loss is averaged over ranks, and DDP averages the gradients: only float
+    # summation order differs.
+    np.testing.assert_allclose(two, one, rtol=1e-3)
+    assert two[-1] < two[0]
