@@ -100,7 +100,10 @@ class TrainConfig(_Frozen):
     use_gpu: Literal["auto", "yes", "no"] = "auto"
     strategy: Literal["ddp", "fsdp"] = "ddp"
     max_steps: int = Field(200, ge=1)
-    batch_size: int = Field(16, ge=1, description="Sequences per worker per step.")
+    batch_size: int = Field(16, ge=1, description="Sequences per worker per micro-batch.")
+    grad_accum_steps: int = Field(
+        1, ge=1, description="Micro-batches per optimizer step: batch_size x workers x this."
+    )
     lr: float = Field(1e-3, gt=0)
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Cosine decays to lr * ratio.")
     warmup_steps: int = Field(20, ge=0)
@@ -111,6 +114,10 @@ class TrainConfig(_Frozen):
     val_batches: int = Field(8, ge=1, description="Validation batches per report.")
     max_failures: int = Field(2, ge=0, description="Worker-group restarts from checkpoint.")
     threads_per_worker: int = Field(0, ge=0, description="torch threads; 0 = cores / workers.")
+    peak_tflops: float = Field(
+        0, ge=0, description="Peak TFLOP/s of one worker's device, for MFU; 0 = known GPUs only."
+    )
+    system_metrics: bool = Field(True, description="Log CPU, memory and GPU use to the run.")
     seed: int = 1234
 
 

@@ -29,6 +29,7 @@ def setup(tmp_path, monkeypatch):
     import ray
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
     ray.shutdown()
     cfg_dir = tmp_path / "hf-config"
     build_hf_config(_model(), 256, 0, 0, 1).save_pretrained(cfg_dir)
@@ -46,6 +47,11 @@ def setup(tmp_path, monkeypatch):
 
 def curve(setup, tmp_path, name: str, **train_kw) -> list[float]:
     """Per-step train/loss that rank 0 logged to a fresh MLflow run."""
+    return run_metrics(setup, tmp_path, name, **train_kw)["train/loss"]
+
+
+def run_metrics(setup, tmp_path, name: str, **train_kw) -> dict[str, list[float]]:
+    """Every metric of a fresh training run, each as its values in step order."""
     cfg_dir, shards, uri = setup
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("curves") or client.get_experiment(
@@ -58,9 +64,12 @@ def curve(setup, tmp_path, name: str, **train_kw) -> list[float]:
     )  # fmt: skip
     cfg = TrainConfig(**{**base, **train_kw})
     train(_model(), cfg, cfg_dir, shards, tmp_path / "ray", name, run_id, uri, tmp_path / name)
-    hist = sorted(client.get_metric_history(run_id, "train/loss"), key=lambda m: m.step)
-    assert [m.step for m in hist] == list(range(1, cfg.max_steps + 1))
-    return [m.value for m in hist]
+    out = {}
+    for key in client.get_run(run_id).data.metrics:
+        hist = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        out[key] = [m.value for m in hist]
+    assert len(out["train/loss"]) == cfg.max_steps  # one point per step (log_every=1)
+    return out
 
 
 def test_the_debug_preset_follows_its_golden_loss_curve(setup, tmp_path):
@@ -73,7 +82,7 @@ def test_the_debug_preset_follows_its_golden_loss_curve(setup, tmp_path):
     np.testing.assert_allclose(got, want, rtol=0.02)
 
 
-def test_two_ddp_workers_match_one_at_the_same_global_batch(setup, tmp_path):
+def test_two_ddp_workers_and_accumulation_match_one_at_the_same_global_batch(setup, tmp_path):
     one = curve(setup, tmp_path, "one", max_steps=6, batch_size=4, num_workers=1)
     two = curve(setup, tmp_path, "two", max_steps=6, batch_size=2, num_workers=2)
     # The same blocks each step (ranks take disjoint halves of the global batch), the
@@ -81,3 +90,27 @@ def test_two_ddp_workers_match_one_at_the_same_global_batch(setup, tmp_path):
     # summation order differs.
     np.testing.assert_allclose(two, one, rtol=1e-3)
     assert two[-1] < two[0]
+    # Two micro-batches of 2 per optimizer step: the same global batch again.
+    accum = curve(setup, tmp_path, "accum", max_steps=6, batch_size=2, grad_accum_steps=2)
+    np.testing.assert_allclose(accum, one, rtol=1e-3)
+
+
+def test_mfu_and_system_metrics_reach_the_run(setup, tmp_path):
+    from lmops.training.mfu import flops_per_token
+
+    got = run_metrics(setup, tmp_path, "mfu", max_steps=8, peak_tflops=0.5)
+    m = _model()
+    n_params = _param_count(setup[0])
+    per_token = flops_per_token(n_params, m.num_layers, m.hidden_size, m.seq_len)
+    expected = [t * per_token / 0.5e12 for t in got["train/tokens_per_s"]]
+    np.testing.assert_allclose(got["train/mfu"], expected, rtol=1e-6)
+    assert 0 < max(got["train/mfu"]) < 1
+    system = [k for k in got if k.startswith("system/node0/")]
+    assert "system/node0/cpu_utilization_percentage" in system, sorted(got)
+
+
+def _param_count(cfg_dir) -> int:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(cfg_dir))
+    return sum(p.numel() for p in model.parameters())

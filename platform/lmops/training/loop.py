@@ -10,6 +10,7 @@ step, so they need no state of their own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from lmops.config import TrainConfig
+from lmops.training.mfu import flops_per_token, mfu, peak_flops
 from lmops.training.schedule import block_indices, lr_at
 
 STATE_FILE = "trainer_state.pt"
@@ -113,10 +115,41 @@ def _mlflow_logger(cfg: LoopConfig, rank: int):
 
 def train_loop_per_worker(cfg: LoopConfig) -> None:
     import ray.train
+
+    ctx = ray.train.get_context()
+    monitor = _system_metrics(cfg, ctx)
+    try:
+        _train(cfg, ctx)
+    finally:
+        if monitor is not None:
+            monitor.finish()
+
+
+def _system_metrics(cfg: LoopConfig, ctx):
+    """MLflow's system-metrics monitor on the first worker of each node.
+
+    CPU, memory, disk and network every 10 s (``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL``),
+    and GPU use where ``nvidia-ml-py`` is installed, as ``system/node<N>/…`` metrics.
+    """
+    if not (cfg.train.system_metrics and cfg.mlflow_run_id) or ctx.get_local_rank() != 0:
+        return None
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(
+        cfg.mlflow_run_id,
+        resume_logging=True,  # a restarted worker group continues the steps
+        node_id=f"node{ctx.get_node_rank()}",
+        tracking_uri=cfg.mlflow_tracking_uri,
+    )
+    monitor.start()
+    return monitor
+
+
+def _train(cfg: LoopConfig, ctx) -> None:
+    import ray.train
     import ray.train.torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     threads = cfg.train.threads_per_worker or max(1, (os.cpu_count() or 1) // world)
     torch.set_num_threads(threads)
@@ -140,6 +173,15 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
             start_step, opt_state = state["step"], state.get("optimizer")
             if "rng" in state:  # dropout and any sampling continue where they stopped
                 torch.set_rng_state(state["rng"])
+    per_token = flops_per_token(
+        sum(p.numel() for p in model.parameters()),  # before FSDP shards them
+        hf_config.num_hidden_layers,
+        hf_config.hidden_size,
+        cfg.seq_len,
+    )
+    peak = peak_flops(
+        cfg.train.peak_tflops, torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    )
     model = ray.train.torch.prepare_model(model, parallel_strategy=cfg.train.strategy)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -161,7 +203,8 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
     val = np.memmap(shards / "val.bin", dtype=dtype, mode="r")
     log = _mlflow_logger(cfg, rank)
     seq, bs, total = cfg.seq_len, cfg.train.batch_size, cfg.train.max_steps
-    tokens_per_step = seq * bs * world
+    accum = cfg.train.grad_accum_steps
+    tokens_per_step = seq * bs * world * accum
     fail_at = int(os.environ.get("LMOPS_FAULT_AT_STEP", "0"))
     window_start, window_loss = time.perf_counter(), []
 
@@ -170,11 +213,24 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
         lr = lr_at(step, cfg.train.lr, cfg.train.warmup_steps, total, cfg.train.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        starts = block_indices(len(train), seq, step, bs, rank, world, cfg.train.seed)
-        x = _batch(train, starts, seq, device)
-        with amp:
-            loss = model(input_ids=x, labels=x).loss
-        loss_value = _global_mean(loss, world)
+        # Gradient accumulation: micro-batch m of step s takes the blocks a run without
+        # accumulation would take at virtual step s * accum + m, so the data order and the
+        # global batch do not depend on how the batch is split.
+        total_loss = None
+        for micro in range(accum):
+            starts = block_indices(
+                len(train), seq, step * accum + micro, bs, rank, world, cfg.train.seed
+            )
+            x = _batch(train, starts, seq, device)
+            last = micro == accum - 1
+            # DDP all-reduces gradients on every backward; only the last micro-batch's must.
+            sync = contextlib.nullcontext() if last or world == 1 else model.no_sync()
+            with sync:
+                with amp:
+                    loss = model(input_ids=x, labels=x).loss / accum
+                loss.backward()
+            total_loss = loss.detach() if total_loss is None else total_loss + loss.detach()
+        loss_value = _global_mean(total_loss, world)
         if not math.isfinite(loss_value):
             # Stop before the optimiser applies a NaN/inf update, so the latest checkpoint
             # stays the last good one. A file, not a report: Ray Train V2 keeps no metrics
@@ -184,7 +240,6 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.write_text(json.dumps({"step": step + 1, "loss": repr(loss_value)}))
             return
-        loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -207,6 +262,8 @@ def train_loop_per_worker(cfg: LoopConfig) -> None:
                 "val/loss": _val_loss(model, val, cfg, device, amp),
             }
             metrics["val/perplexity"] = float(np.exp(min(metrics["val/loss"], 50)))
+            if peak:
+                metrics["train/mfu"] = mfu(metrics["train/tokens_per_s"], per_token, peak, world)
             log({k: v for k, v in metrics.items() if "/" in k}, done)
             window_start, window_loss = time.perf_counter(), []
         # Checkpoints follow their own cadence, not the logging one.
