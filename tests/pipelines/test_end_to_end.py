@@ -55,6 +55,13 @@ def test_metrics_belong_to_the_logged_model(registry):
     assert {"eval/perplexity", "safety/toxicity_rate", "bias/mean_abs_gap"} <= names
     eval_set = mv.tags["lmops.eval_set"]
     assert all(m.dataset_name == eval_set for m in logged.metrics if m.key == "eval/perplexity")
+    # Linked to the dataset version and the code commit, and to the run that trained it.
+    for tag in ("lmops.dataset_version", "lmops.code_commit", "lmops.config_digest"):
+        assert logged.tags[tag] == mv.tags[tag], tag
+    assert logged.source_run_id == mv.run_id
+    inputs = registry.get_run(mv.run_id).inputs.dataset_inputs
+    (training,) = [d for d in inputs if d.dataset.name == mv.tags["lmops.dataset_version"]]
+    assert {t.key: t.value for t in training.tags}["mlflow.data.context"] == "training"
 
 
 def test_run_holds_tables_report_and_card(registry):
