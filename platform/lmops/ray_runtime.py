@@ -34,8 +34,7 @@ def ensure_ray() -> None:
     env = {k: os.environ[k] for k in PROPAGATE if k in os.environ}
     # Ray starts its workers at niceness 15, behind its own daemons; lmops' workers are
     # the job (training, ingest), so they run at 0, as Ray's job supervisor sets for its
-    # own actor (benchmarks/train_throughput.py measures the effect). A value the user
-    # exports wins. Ray spells the variable in lower case.
+    # own actor. A value the user exports wins. Ray spells the variable in lower case.
     nice = os.environ.get("RAY_worker_niceness", "0")  # noqa: SIM112
     env["RAY_worker_niceness"] = nice
     address = os.environ.get("RAY_ADDRESS") or None
