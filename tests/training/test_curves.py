@@ -1,5 +1,6 @@
-"""Loss curves as MLflow records them: a committed golden curve for the debug model,
-and 2-worker DDP (gloo) matching 1 worker at the same global batch."""
+"""Training metrics as MLflow records them: a committed golden loss curve for the debug
+model; 2-worker DDP (gloo) and gradient accumulation matching 1 worker at the same global
+batch; MFU and system metrics reaching the run."""
 
 from __future__ import annotations
 
