@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -171,3 +172,39 @@ def model_dir(tmp_path_factory):
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+# Ray Train tests (tests/training): learnable token shards and a fresh local Ray.
+def _pattern_inputs(folder: Path, model_cfg, period: int, n_train: int) -> tuple[Path, Path]:
+    """An HF config (vocabulary 256) and token shards repeating a seeded pattern of
+    ``period`` tokens, which a model can learn; the validation shard is a tenth as long."""
+    import numpy as np
+
+    from lmops.models.presets import build_hf_config
+
+    cfg_dir = folder / "hf-config"
+    build_hf_config(model_cfg, 256, 0, 0, 1).save_pretrained(cfg_dir)
+    shards = folder / "tokens"
+    shards.mkdir()
+    pattern = np.random.default_rng(0).integers(2, 256, size=period)
+    for name, n in (("train", n_train), ("val", n_train // 10)):
+        np.resize(pattern, n).astype("uint16").tofile(shards / f"{name}.bin")
+    (shards / "meta.json").write_text(json.dumps({"dtype": "uint16"}))
+    return cfg_dir, shards
+
+
+@pytest.fixture
+def pattern_inputs():
+    """The function that writes those inputs (a fixture: test modules cannot import this)."""
+    return _pattern_inputs
+
+
+@pytest.fixture
+def local_ray(monkeypatch):
+    """A fresh local Ray per test, so that each one's environment reaches its workers."""
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray.shutdown()
+    yield monkeypatch
+    ray.shutdown()

@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from lmops.config import ModelConfig, TrainConfig
-from lmops.models.presets import PRESETS, build_hf_config
+from lmops.models.presets import PRESETS
 from lmops.training.launch import train
 
 GOLDEN = Path(__file__).with_name("golden_loss_debug.json")
@@ -25,25 +25,13 @@ def _model() -> ModelConfig:
 
 
 @pytest.fixture
-def setup(tmp_path, monkeypatch):
+def setup(tmp_path, local_ray, pattern_inputs):
     """Token shards of a learnable pattern, the debug model's config and an MLflow store."""
-    import ray
-
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
-    ray.shutdown()
-    cfg_dir = tmp_path / "hf-config"
-    build_hf_config(_model(), 256, 0, 0, 1).save_pretrained(cfg_dir)
-    shards = tmp_path / "tokens"
-    shards.mkdir()
-    pattern = np.random.default_rng(0).integers(2, 256, size=193)
-    for name, n in (("train", 40_000), ("val", 4_000)):
-        np.resize(pattern, n).astype("uint16").tofile(shards / f"{name}.bin")
-    (shards / "meta.json").write_text(json.dumps({"dtype": "uint16"}))
+    local_ray.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
+    cfg_dir, shards = pattern_inputs(tmp_path, _model(), period=193, n_train=40_000)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    yield cfg_dir, shards, uri
-    ray.shutdown()
+    return cfg_dir, shards, uri
 
 
 def curve(setup, tmp_path, name: str, **train_kw) -> list[float]:

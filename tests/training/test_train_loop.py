@@ -4,43 +4,18 @@ training with a clear error while the last good checkpoint stays."""
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 
 from lmops.config import ModelConfig, TrainConfig
 from lmops.errors import LmopsError
-from lmops.models.presets import build_hf_config
 from lmops.training.launch import train
 
 MODEL = ModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=192, seq_len=32)
 
 
 @pytest.fixture
-def inputs(tmp_path):
-    """An HF config and token shards (a repeating pattern a model can learn)."""
-    cfg_dir = tmp_path / "hf-config"
-    build_hf_config(MODEL, 256, 0, 0, 1).save_pretrained(cfg_dir)
-    shards = tmp_path / "tokens"
-    shards.mkdir()
-    rng = np.random.default_rng(0)
-    pattern = rng.integers(2, 256, size=97)
-    for name, n in (("train", 20_000), ("val", 2_000)):
-        np.resize(pattern, n).astype("uint16").tofile(shards / f"{name}.bin")
-    (shards / "meta.json").write_text(json.dumps({"dtype": "uint16"}))
-    return cfg_dir, shards
-
-
-@pytest.fixture
-def local_ray(monkeypatch):
-    """A fresh local Ray per test, so that each one's environment reaches its workers."""
-    import ray
-
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    ray.shutdown()
-    yield monkeypatch
-    ray.shutdown()
+def inputs(tmp_path, pattern_inputs):
+    return pattern_inputs(tmp_path, MODEL, period=97, n_train=20_000)
 
 
 def fit(inputs, tmp_path, **train):
