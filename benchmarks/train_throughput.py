@@ -82,8 +82,13 @@ def bare_loop(model_cfg, train_cfg, cfg_dir: Path, token_dir: Path) -> dict:
     return {"tokens_per_s": tokens / elapsed, "losses": losses}
 
 
-def platform(model_cfg, train_cfg, cfg_dir: Path, token_dir: Path, work: Path) -> dict:
-    """``lmops.training.launch.train`` with an MLflow run, as the pipeline calls it."""
+def platform(
+    model_cfg, train_cfg, cfg_dir: Path, token_dir: Path, work: Path, extra: list[str] = ()
+) -> dict:
+    """``lmops.training.launch.train`` with an MLflow run, as the pipeline calls it.
+
+    ``extra`` names more logged metrics to return, each over the same windows.
+    """
     from mlflow import MlflowClient
 
     from lmops.training.launch import train
@@ -100,7 +105,11 @@ def platform(model_cfg, train_cfg, cfg_dir: Path, token_dir: Path, work: Path) -
     loss = sorted(client.get_metric_history(run_id, "train/loss"), key=lambda m: m.step)
     # Windows after the first (whose clock starts before the worker's first step).
     later = [m.value for m in speed[1:]]
-    return {"tokens_per_s": statistics.mean(later), "window_losses": [m.value for m in loss]}
+    out = {"tokens_per_s": statistics.mean(later), "window_losses": [m.value for m in loss]}
+    for key in extra:
+        hist = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        out[key] = [m.value for m in hist[1:]]
+    return out
 
 
 def main() -> None:

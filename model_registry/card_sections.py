@@ -101,6 +101,12 @@ def model_details(c: CardInputs) -> str:
         lines.append(f"- Tokenizer: `{c.lineage['lmops.tokenizer']}`")
     if "lmops.mlflow_run" in c.lineage:
         lines.append(f"- Trained in MLflow run `{c.lineage['lmops.mlflow_run']}`")
+    if "lmops.objective" in c.lineage:  # recorded together with any parent
+        lines.append(f"- Training objective: {c.lineage['lmops.objective']}")
+        parent = c.lineage.get("lmops.parent_model")
+        lines.append(f"- Started from: `{parent}`" if parent else "- Started from: scratch")
+    if "lmops.lora" in c.lineage:
+        lines.append(f"- LoRA: {c.lineage['lmops.lora']}")
     lines.append("- Library: transformers")
     return "\n".join(lines)
 

@@ -61,7 +61,14 @@ def log_and_register(
     (model_uri, version, model_id).
     """
     from mlflow.models import infer_signature
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        PreTrainedTokenizerFast,
+    )
+
+    from lmops.evaluation.loading import model_kind
 
     run_id = mlflow.active_run().info.run_id
     existing = MlflowClient().search_model_versions(
@@ -70,9 +77,16 @@ def log_and_register(
     if existing:  # a retried task whose first attempt registered before losing the reply
         mv = max(existing, key=lambda v: int(v.version))
         return mv.source, str(mv.version), getattr(mv, "model_id", None)
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
-    signature = infer_signature(["The function returns"], ["a value"], params=INFERENCE_PARAMS)
+    if model_kind(AutoConfig.from_pretrained(str(model_dir))) == "mlm":
+        # An encoder logs as a fill-mask pipeline: it has no generation parameters.
+        model = AutoModelForMaskedLM.from_pretrained(str(model_dir))
+        task = "fill-mask"
+        signature = infer_signature([f"The function {tokenizer.mask_token} a value"], ["returns"])
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+        task = "text-generation"
+        signature = infer_signature(["The function returns"], ["a value"], params=INFERENCE_PARAMS)
     # Pinned requirements: MLflow's inference of them imports optional vision
     # packages that a text model does not need.
     import torch
@@ -82,7 +96,7 @@ def log_and_register(
     info = mlflow.transformers.log_model(
         transformers_model={"model": model, "tokenizer": tokenizer},
         name="model",
-        task="text-generation",
+        task=task,
         signature=signature,
         pip_requirements=[
             f"torch=={torch.__version__.split('+')[0]}",

@@ -21,6 +21,9 @@ DATA_VALIDATION = "lmops.data_validation"  # "passed" or "failed": the dataset's
 REGISTERED_BY = "lmops.registered_by"  # identity that registered the version
 INGEST_RUN = "lmops.ingest_run"  # MLflow run holding the dataset's validation evidence
 COMPARED_WITH = "lmops.compared_with"
+OBJECTIVE = "lmops.objective"  # clm, mlm or sft
+PARENT_MODEL = "lmops.parent_model"  # NAME/VERSION a fine-tuned or continued model started from
+LORA = "lmops.lora"  # LoRA settings of a version whose adapter was merged into the parent
 
 # Tags of registry events (runs in the audit and approvals experiments).
 EVENT = "lmops.event"

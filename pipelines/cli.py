@@ -152,7 +152,23 @@ def train(
         typer.Option(
             "--resume",
             help="MLflow run id of a stopped training run: continue it from its latest "
-            "checkpoint, with the same --config and --set.",
+            "checkpoint, with the same --config, --set, --from and --objective.",
+        ),
+    ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Registered model to start from (models:/NAME@ALIAS or models:/NAME/N): "
+            "continued pre-training or fine-tuning. Same as --set train.init_from=URI.",
+        ),
+    ] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            "--objective",
+            help="clm (causal LM), mlm (masked LM encoder) or sft (prompt/response "
+            "fine-tuning). Same as --set train.objective=NAME.",
         ),
     ] = None,
     set_: SetOpt = None,
@@ -160,12 +176,33 @@ def train(
     """Train → evaluate → @staging on a published dataset version, without re-reading sources."""
     from pipelines.run_config import load_run_config
 
-    cfg = load_run_config(config, set_ or [])
+    overrides = list(set_ or [])
+    if objective:
+        overrides.append(f'train.objective="{objective}"')
+    if from_:
+        overrides.append(f'train.init_from="{from_}"')
+    cfg = load_run_config(config, overrides)
     h = _setup()
     from pipelines.end_to_end import model_flow
     from pipelines.ingest import published
     from pipelines.train import resumable
 
+    if cfg.train.init_from:  # a missing parent fails now, not after tokenizing
+        import mlflow
+
+        from lmops.evaluation.loading import resolve_version
+
+        mlflow.set_tracking_uri(h.tracking_uri)
+        from lmops.training.objectives import objective_class
+
+        parent = resolve_version(cfg.train.init_from)
+        kind = parent["tags"].get("lmops.model_kind", "causal")
+        wanted = objective_class(cfg.train.objective).model_kind
+        if kind != wanted:
+            raise LmopsError(
+                f"{cfg.train.init_from} is a {kind} model; objective "
+                f"'{cfg.train.objective}' trains a {wanted} model"
+            )
     ds = published(dataset)
     if resume:
         trained_on = resumable(resume, cfg)
@@ -184,7 +221,7 @@ def _report(result) -> None:
     """Print the pipeline's summary; a refused gate exits non-zero (exit code 4)."""
     _print_summary(result)
     pr = result.promotion
-    if not pr.promoted:
+    if pr.gated and not pr.promoted:
         from model_registry.promotion import GateRefused
 
         raise GateRefused(
@@ -223,14 +260,29 @@ def _print_summary(r) -> None:
     )
     m = ev.metrics
     safety = f"; safety score {m['safety/score']:.2f}" if "safety/score" in m else ""
+    if "eval/masked_accuracy" in m:
+        quality = (
+            f"masked-token accuracy {m['eval/masked_accuracy']:.3f} over "
+            f"{m.get('eval/masked_tokens', 0):.0f} masked tokens"
+        )
+    else:
+        quality = (
+            f"held-out perplexity {m.get('eval/perplexity', float('nan')):.2f} "
+            f"({m.get('eval/bits_per_byte', float('nan')):.3f} bits/byte) over "
+            f"{m.get('eval/tokens_scored', 0):.0f} tokens"
+        )
     t.add_row(
         "evaluate",
-        f"held-out perplexity {m.get('eval/perplexity', float('nan')):.2f} "
-        f"({m.get('eval/bits_per_byte', float('nan')):.3f} bits/byte) over "
-        f"{m.get('eval/tokens_scored', 0):.0f} tokens{safety}; {len(ev.scorers)} scorers",
+        f"{quality}{safety}; {len(ev.scorers)} scorers",
         f"{s['evaluate']:.1f}",
     )
-    verdict = "promoted to" if pr.promoted else "[red]NOT promoted[/] to"
+    verdict = (
+        "registered, not gated for"
+        if not pr.gated
+        else "promoted to"
+        if pr.promoted
+        else "[red]NOT promoted[/] to"
+    )
     t.add_row(
         "register + gate",
         f"{pr.model_name} v{pr.version} {verdict} @{pr.alias}",
@@ -252,9 +304,8 @@ def _print_summary(r) -> None:
     if ev.report_path:
         console.print(f"eval report: {ev.report_path}")
     console.print("\nGate: " + "; ".join(pr.reasons))
-    console.print(
-        f"\nLoad it:  mlflow.transformers.load_model('models:/{pr.model_name}@{pr.alias}')"
-    )
+    where = f"@{pr.alias}" if pr.promoted else f"/{pr.version}"
+    console.print(f"\nLoad it:  mlflow.transformers.load_model('models:/{pr.model_name}{where}')")
     console.print(
         "Look at it:  [bold]lmops ui[/]  then open http://127.0.0.1:5000 "
         f"(experiment '{r.experiment}', model '{pr.model_name}')"

@@ -71,7 +71,10 @@ def model_flow(
         return out
 
     key = train_cache_key(config, ds.version_id)
-    hit = None if resume_run else cached_version(config.registry.model_name, key)
+    # A parent alias may have moved since an earlier run, so a run from a parent
+    # always trains: its inputs are not all in the cache key.
+    fresh = resume_run or config.train.init_from
+    hit = None if fresh else cached_version(config.registry.model_name, key)
     if hit is not None:
         return _cache_hit(config, ds, hit, times)
     trained = timed("tokenize + train", train_flow, config, ds, resume_run)

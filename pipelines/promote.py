@@ -31,6 +31,7 @@ class Promotion(BaseModel):
     alias: str
     promoted: bool
     reasons: list[str]
+    gated: bool = True  # False: registered only (an encoder is not gated for @staging)
 
 
 @task(name="register-model", retries=2, retry_delay_seconds=3, retry_condition_fn=transient_io_only)
@@ -52,7 +53,12 @@ def register_stage(
         T.MODEL_KIND: ev.kind,
         T.REGISTERED_BY: current_identity().name,
         T.DATA_VALIDATION: "passed" if ds.validation_passed else "failed",
+        T.OBJECTIVE: trained.objective,
     }
+    if trained.parent_model:
+        lineage[T.PARENT_MODEL] = trained.parent_model
+    if trained.lora:
+        lineage[T.LORA] = trained.lora
     ingest_run = ingest_run_id(ds.version_id)
     if ingest_run:
         lineage[T.INGEST_RUN] = ingest_run
@@ -131,6 +137,23 @@ def promote_flow(
     evaluation: EvalResult,
     cache_key: str = "",
 ) -> Promotion:
-    """Register the candidate, decide on the gate policy, move the alias if it passed."""
+    """Register the candidate, decide on the gate policy, move the alias if it passed.
+
+    An encoder (MLM) is registered with its evidence but not gated: @staging and
+    @production serve text generation, which a masked LM does not do.
+    """
     uri, version = register_stage(config, dataset, trained, evaluation, cache_key)
+    if evaluation.kind == "mlm":
+        return Promotion(
+            model_name=config.registry.model_name,
+            version=version,
+            model_uri=uri,
+            alias="staging",
+            promoted=False,
+            gated=False,
+            reasons=[
+                "registered only: an encoder (masked LM) is not gated for @staging, "
+                "whose models serve text generation"
+            ],
+        )
     return gate_stage(config, version, uri, evaluation)

@@ -1,6 +1,11 @@
 """Prefect flow: tokenizer → token shards → Ray Train TorchTrainer, tracked in one MLflow run.
 
+From scratch, the tokenizer is trained on the dataset's training split; from a
+registered parent (``train.init_from``), the parent's tokenizer and weights are used
+and the parent version is recorded on the run and, at registration, in lineage.
+
 lmops run --config tiny     (this flow is one stage of the end-to-end pipeline)
+lmops train --objective sft --from models:/lmops-tiny@staging --dataset ds-…
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from lmops.data.tokenize import build_token_shards, is_validation
 from lmops.home import home
 from lmops.models.presets import build_hf_config
 from lmops.progress import reporter
-from lmops.tokenizer import load_tokenizer, train_or_reuse
+from lmops.tokenizer import load_tokenizer, tokenizer_hash, train_or_reuse
 from lmops.tracking import configure_mlflow
 from lmops.training.launch import train as ray_train
+from model_registry import tags as T
 from pipelines.ingest import DatasetVersion
 from pipelines.retry import transient_io_only
 
@@ -40,6 +46,9 @@ class TrainedModel(BaseModel):
     final_metrics: dict[str, float]
     num_workers: int
     used_gpu: bool
+    objective: str = "clm"
+    parent_model: str | None = None  # NAME/VERSION of the registered starting point
+    lora: str | None = None  # the LoRA settings, when the result merges an adapter
 
 
 def _flatten(prefix: str, tree: dict) -> dict[str, str]:
@@ -68,6 +77,7 @@ def start_run(config: RunConfig, ds: DatasetVersion) -> str:
             "lmops.config": config.name,
             "lmops.config_digest": config.digest(),
             "lmops.dataset_version": ds.version_id,
+            T.OBJECTIVE: config.train.objective,
         },
     )
     params = _flatten("", config.model_dump(mode="json", exclude={"eval"}))
@@ -120,13 +130,46 @@ def training_texts(version: Path, val_fraction: float):
     return iter_texts(version, split=lambda h: not is_validation(h, val_fraction))
 
 
+@task(name="fetch-parent-model", retries=2, retry_delay_seconds=3)
+def parent_stage(config: RunConfig, run_id: str) -> tuple[str, dict] | None:
+    """Download the registered starting point into the run folder (kept for a resume)."""
+    uri = config.train.init_from
+    if not uri:
+        return None
+    from lmops.errors import LmopsError
+    from lmops.evaluation.loading import save_registered
+
+    folder = home().root / "runs" / run_id / "parent"
+    facts_file = folder / "lmops_parent.json"
+    if facts_file.exists():  # a resumed run keeps the parent it started from
+        facts = json.loads(facts_file.read_text(encoding="utf-8"))
+    else:
+        with reporter().task(f"parent: fetching {uri}"):
+            facts = save_registered(uri, folder)
+    from lmops.training.objectives import objective_class
+
+    wanted = objective_class(config.train.objective).model_kind
+    if facts["kind"] != wanted:
+        raise LmopsError(
+            f"{uri} is a {facts['kind']} model; objective '{config.train.objective}' "
+            f"trains a {wanted} model"
+        )
+    MlflowClient().set_tag(run_id, T.PARENT_MODEL, f"{facts['name']}/{facts['version']}")
+    return str(folder), facts
+
+
 @task(name="train-tokenizer")
-def tokenizer_stage(config: RunConfig, ds: DatasetVersion) -> tuple[str, str, bool]:
+def tokenizer_stage(
+    config: RunConfig, ds: DatasetVersion, parent_dir: str | None = None
+) -> tuple[str, str, bool]:
     """Train (or reuse) the byte-level BPE on this dataset version's training split.
 
     The held-out documents (the validation split, which evaluation scores) stay unseen:
-    a tokenizer fitted to them would flatter their perplexity.
+    a tokenizer fitted to them would flatter their perplexity. A run from a parent
+    model uses the parent's tokenizer: its embeddings are indexed by those ids.
     """
+    if parent_dir:
+        return parent_dir, tokenizer_hash(Path(parent_dir)), True
     vf = config.data.val_fraction
     with reporter().task("tokenizer: training BPE"):
         folder, tok_id, reused = train_or_reuse(
@@ -139,8 +182,42 @@ def tokenizer_stage(config: RunConfig, ds: DatasetVersion) -> tuple[str, str, bo
     return str(folder), tok_id, reused
 
 
+def run_tokenizer(config: RunConfig, run_id: str, tok_dir: str) -> Path:
+    """The tokenizer the model ships with: the base one plus what the objective adds.
+
+    MLM adds a mask token (appended, so the ids of the token shards stay valid); SFT
+    saves the chat template it trains on.
+    """
+    from lmops.training.objectives.mlm import add_mask_token
+    from lmops.training.objectives.sft import SFT_CHAT_TEMPLATE
+
+    tok = load_tokenizer(Path(tok_dir))
+    if config.train.objective == "mlm":
+        add_mask_token(tok)
+    if config.train.objective == "sft":
+        tok.chat_template = SFT_CHAT_TEMPLATE
+    folder = home().root / "runs" / run_id / "tokenizer"
+    tok.save_pretrained(str(folder))
+    return folder
+
+
 @task(name="tokenize-and-pack")
 def tokenize_stage(config: RunConfig, ds: DatasetVersion, tok_dir: str, tok_id: str):
+    """Packed token shards (clm, mlm) or padded prompt/response rows (sft)."""
+    if config.train.objective == "sft":
+        from lmops.training.objectives.sft import build_sft_shards
+
+        with reporter().task("tokenize: encoding prompt/response examples"):
+            sft = build_sft_shards(
+                Path(ds.path),
+                load_tokenizer(Path(tok_dir)),
+                tok_id,
+                config.model.seq_len,
+                config.data.val_fraction,
+                home().token_shards,
+            )
+        n = config.model.seq_len
+        return str(sft.folder), sft.train_examples * n, sft.val_examples * n
     with reporter().task("tokenize: packing token shards"):
         shards = build_token_shards(
             Path(ds.path), Path(tok_dir), tok_id, config.data.val_fraction, home().token_shards
@@ -162,14 +239,22 @@ def _watch_steps(run_id: str, total: int, stop: threading.Event) -> None:
 
 
 @task(name="ray-train")
-def train_stage(config: RunConfig, run_id: str, tok_dir: str, token_dir: str) -> dict:
-    """Build the transformers config and fit it with Ray Train."""
+def train_stage(
+    config: RunConfig, run_id: str, tok_dir: str, token_dir: str, parent_dir: str | None = None
+) -> dict:
+    """Build the transformers config (or take the parent's) and fit it with Ray Train."""
     h = home()
-    tok = load_tokenizer(Path(tok_dir))
-    hf_config = build_hf_config(
-        config.model, len(tok), tok.eos_token_id, tok.eos_token_id, tok.pad_token_id
-    )
+    run_tok = run_tokenizer(config, run_id, tok_dir)
+    tok = load_tokenizer(run_tok)
     cfg_dir = h.root / "runs" / run_id / "hf_config"
+    if parent_dir:
+        from transformers import AutoConfig
+
+        hf_config = AutoConfig.from_pretrained(parent_dir)
+    else:
+        hf_config = build_hf_config(
+            config.model, len(tok), tok.eos_token_id, tok.eos_token_id, tok.pad_token_id
+        )
     hf_config.save_pretrained(str(cfg_dir))
     stop = threading.Event()
     watcher = threading.Thread(
@@ -188,6 +273,8 @@ def train_stage(config: RunConfig, run_id: str, tok_dir: str, token_dir: str) ->
             run_id,
             h.tracking_uri,
             h.root / "runs" / run_id / "model",
+            tokenizer_dir=run_tok,
+            init_dir=Path(parent_dir) if parent_dir else None,
         )
     finally:
         stop.set()
@@ -242,15 +329,20 @@ def train_flow(
     try:
         if not resume_run:
             log_dataset_input(run_id, dataset)
-        tok_dir, tok_id, _ = tokenizer_stage(config, dataset)
+        parent = parent_stage(config, run_id)
+        parent_dir = parent[0] if parent else None
+        tok_dir, tok_id, _ = tokenizer_stage(config, dataset, parent_dir)
         token_dir, n_train, n_val = tokenize_stage(config, dataset, tok_dir, tok_id)
         t0 = time.perf_counter()
-        out = train_stage(config, run_id, tok_dir, token_dir)
+        out = train_stage(config, run_id, tok_dir, token_dir, parent_dir)
     except BaseException as e:
         mark_failed(run_id, interrupted=isinstance(e, KeyboardInterrupt))
         raise
     client = MlflowClient()
     client.set_tag(run_id, "lmops.tokenizer", tok_id)
+    lora = config.train.lora
+    if lora.r:
+        client.set_tag(run_id, T.LORA, f"merged into the parent; {lora.describe()}")
     client.log_metric(run_id, "train/seconds", time.perf_counter() - t0)
     # 0 for a run that never restarted; else the checkpoint step the last attempt began at
     # (a worker-group restart inside the fit, or `lmops train --resume`).
@@ -269,4 +361,7 @@ def train_flow(
         final_metrics=metrics,
         num_workers=out["num_workers"],
         used_gpu=out["used_gpu"],
+        objective=config.train.objective,
+        parent_model=f"{parent[1]['name']}/{parent[1]['version']}" if parent else None,
+        lora=f"merged into the parent; {lora.describe()}" if lora.r else None,
     )

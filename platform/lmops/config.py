@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lmops.errors import ConfigError
 from lmops.evaluation.scorer import SUITES
+from lmops.training.lora import LoraSettings
+from lmops.training.objectives.clm import CLMConfig
+from lmops.training.objectives.mlm import MLMConfig as MLMObjectiveConfig
+from lmops.training.objectives.sft import SFTConfig
 
 
 class _Frozen(BaseModel):
@@ -81,21 +85,38 @@ class TokenizerConfig(_Frozen):
 
 
 class ModelConfig(_Frozen):
-    """A transformers causal-LM architecture. ``preset`` fills fields not set explicitly."""
+    """A transformers architecture. ``preset`` fills fields not set explicitly.
+
+    ``bert`` is the encoder for the MLM objective; with ``train.init_from`` the
+    architecture is the parent model's and only ``seq_len`` applies.
+    """
 
     preset: str = Field("debug", description="Name in lmops.models.presets.PRESETS.")
-    arch: Literal["llama", "gpt2"] = "llama"
+    arch: Literal["llama", "gpt2", "bert"] = "llama"
     hidden_size: int = Field(64, ge=8)
     num_layers: int = Field(2, ge=1)
     num_heads: int = Field(4, ge=1)
+    num_kv_heads: int = Field(0, ge=0, description="Llama grouped-query heads; 0 = num_heads.")
     intermediate_size: int = Field(256, ge=8)
     seq_len: int = Field(128, ge=8, description="Packed training sequence length.")
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
 class TrainConfig(_Frozen):
-    """Ray Train settings and the optimisation schedule."""
+    """Ray Train settings, the objective, the starting point and the optimisation schedule."""
 
+    objective: Literal["clm", "mlm", "sft"] = Field(
+        "clm", description="Causal LM, masked LM (encoder) or supervised fine-tuning."
+    )
+    init_from: str = Field(
+        "",
+        description="Registered model to start from (models:/NAME@ALIAS or models:/NAME/N); "
+        "empty = from scratch.",
+    )
+    clm: CLMConfig = CLMConfig()
+    mlm: MLMObjectiveConfig = MLMObjectiveConfig()
+    sft: SFTConfig = SFTConfig()
+    lora: LoraSettings = LoraSettings()
     num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP ranks).")
     use_gpu: Literal["auto", "yes", "no"] = "auto"
     strategy: Literal["ddp", "fsdp"] = "ddp"
@@ -320,8 +341,35 @@ def build_config(
             f"{origin}: registry.policy: a run cannot choose its gate policy; the policy "
             "of each alias is fixed in model_registry/policies/<alias>.toml"
         )
+    objective = (tree.get("train") or {}).get("objective", "clm")
+    if objective == "mlm":
+        # An encoder: the preset's shape as BERT, scored by the MLM suite, unless the
+        # config says otherwise (and then _check_objective says whether it fits).
+        tree.setdefault("model", {}).setdefault("arch", "bert")
+        tree.setdefault("eval", {}).setdefault("scorers", list(SUITES["mlm"]))
     try:
         tree["model"] = apply_preset(tree.get("model", {}))
-        return RunConfig.model_validate(tree)
+        cfg = RunConfig.model_validate(tree)
     except ValidationError as e:
         raise ConfigError(_format_validation(e, origin)) from None
+    _check_objective(cfg, origin)
+    return cfg
+
+
+def _check_objective(cfg: RunConfig, origin: str) -> None:
+    t = cfg.train
+    encoder = cfg.model.arch == "bert"
+    if encoder != (t.objective == "mlm") and not t.init_from:
+        raise ConfigError(
+            f"{origin}: train.objective '{t.objective}' does not fit model.arch "
+            f"'{cfg.model.arch}': mlm trains an encoder (bert), clm and sft a decoder"
+        )
+    if t.init_from and not t.init_from.startswith("models:/"):
+        raise ConfigError(
+            f"{origin}: train.init_from must be a registry URI (models:/NAME@ALIAS or "
+            f"models:/NAME/VERSION), got '{t.init_from}'"
+        )
+    if t.lora.r and not t.init_from:
+        raise ConfigError(f"{origin}: train.lora.r > 0 adapts a trained model; set train.init_from")
+    if t.lora.r and t.strategy == "fsdp":
+        raise ConfigError(f"{origin}: LoRA runs with DDP; set train.strategy = 'ddp'")

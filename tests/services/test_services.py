@@ -153,3 +153,21 @@ def test_failed_scheduled_run_leaves_artifact_and_calls_webhook(tmp_path):
     assert "does not exist" in latest_artifact("failure")
     assert received and "does not exist" in received[-1]["text"]
     assert received[-1]["flow_run_id"]
+
+
+def test_two_workers_train_on_the_two_ray_nodes():
+    # `lmops services up` starts a head and a worker node with one CPU each, so Ray must
+    # place one training worker on each; the run records the nodes its ranks ran on.
+    name = f"svc-ddp-{uuid.uuid4().hex[:8]}"
+    flow_run = run_deployment(
+        name,
+        overrides=[f"registry.model_name={name}", "train.num_workers=2", "train.max_steps=20"],
+    )
+    assert flow_run.state.is_completed(), flow_run.state
+    client = MlflowClient()
+    (mv,) = client.search_model_versions(f"name = '{name}'")
+    run = client.get_run(mv.run_id)
+    assert run.data.params["train.num_workers"] == "2"
+    nodes = json.loads(run.data.tags["lmops.ray_nodes"])
+    assert len(nodes) == 2 and len(set(nodes)) == 2, nodes  # rank -> Ray node id
+    assert run.info.status == "FINISHED" and run.data.metrics["train/loss"] > 0

@@ -1,6 +1,7 @@
 """Training metrics as MLflow records them: a committed golden loss curve for the debug
 model; 2-worker DDP (gloo) and gradient accumulation matching 1 worker at the same global
-batch; MFU and system metrics reaching the run."""
+batch; FSDP on 2 ranks resuming from its sharded optimizer state on the same curve; MFU
+and system metrics reaching the run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+import ray
 from mlflow import MlflowClient
 
 from lmops.config import ModelConfig, TrainConfig
@@ -103,3 +105,46 @@ def _param_count(cfg_dir) -> int:
 
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(cfg_dir))
     return sum(p.numel() for p in model.parameters())
+
+
+def test_fsdp_resumes_with_its_sharded_optimizer_state_on_the_same_curve(
+    setup, tmp_path, local_ray
+):
+    one = curve(setup, tmp_path, "one", max_steps=8, batch_size=4, num_workers=1)
+    # FSDP2 on 2 CPU ranks (gloo) at the same global batch. A worker dies after step 7;
+    # the group restarts from the latest checkpoint Ray had registered (step 4 or 6: see
+    # test_train_loop), where each rank saved its own shard of the AdamW moments. The
+    # curve stays on the 1-worker one; fresh moments instead move the steps after the
+    # restart off it by about 1%.
+    local_ray.setenv("LMOPS_FAULT_AT_STEP", "7")
+    ray.shutdown()  # the next local Ray passes the variable to its workers
+    fsdp = dict(max_steps=8, batch_size=2, num_workers=2, checkpoint_every=2, strategy="fsdp")
+    got = _last_per_step(setup, tmp_path, "fsdp-fault", max_failures=1, **fsdp)
+    assert (tmp_path / "ray" / "fsdp-fault" / "fault_injected").exists()  # it really fired
+    assert got["resumed_from_step"][-1] in (4, 6)
+    np.testing.assert_allclose(got["train/loss"], one, rtol=1e-3)
+    folder = tmp_path / "ray" / "fsdp-fault"
+    checkpoints = sorted(p for p in folder.glob("checkpoint_*") if p.is_dir())
+    shards = sorted(p.name for p in (checkpoints[-1] / "sharded").iterdir())
+    assert shards == [".metadata", "__0_0.distcp", "__1_0.distcp"], shards
+    assert (checkpoints[-1] / "model.safetensors").exists()  # the whole model, HF format
+
+
+def _last_per_step(setup, tmp_path, name: str, **train_kw) -> dict[str, list[float]]:
+    """Like run_metrics, for a run that repeats steps after a restart: each step's last value."""
+    cfg_dir, shards, uri = setup
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("curves") or client.get_experiment(
+        client.create_experiment("curves")
+    )
+    run_id = client.create_run(exp.experiment_id, run_name=name).info.run_id
+    base = dict(lr=3e-3, warmup_steps=2, log_every=1, val_batches=1, threads_per_worker=1,
+                use_gpu="no", seed=1234)  # fmt: skip
+    cfg = TrainConfig(**{**base, **train_kw})
+    out = train(
+        _model(), cfg, cfg_dir, shards, tmp_path / "ray", name, run_id, uri, tmp_path / name
+    )
+    metrics = {"resumed_from_step": [out.metrics["resumed_from_step"]]}
+    hist = sorted(client.get_metric_history(run_id, "train/loss"), key=lambda m: m.timestamp)
+    metrics["train/loss"] = list({m.step: m.value for m in hist}.values())
+    return metrics

@@ -234,7 +234,7 @@ def test_version_page_shows_card_alias_and_evidence(ui, page, screens):
     # Metrics as list items: MLflow draws a description's tables without cell borders.
     expect(page.get_by_text("eval/perplexity").first).to_be_visible()
     runs = page.locator("a[href*='#/experiments/']").filter(has_text=re.compile(r"^[0-9a-f]{32}$"))
-    assert runs.count() >= 2, "links to the training and ingest runs"
+    expect(runs.nth(1)).to_be_visible()  # waits for links to the training and ingest runs
     assert page.get_by_text("## Intended use").count() == 0, "markdown shown raw"
     # The alias in the version's header, not only in the description's history.
     header = page.get_by_test_id("descriptions-item").filter(has_text="Aliases")

@@ -19,6 +19,9 @@ from lmops.data.schema import FINETUNE_FIELDS, PRETRAIN_FIELDS
 
 # C0/C1 control characters other than tab and newline; they break tokenizers
 # and terminals and carry no text.
+# Between the prompt and the response of an accepted fine-tuning record.
+PROMPT_RESPONSE_SEP = "\u2028"
+FT_PAIR = ("prompt", "response")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
@@ -73,10 +76,14 @@ def check_schema(payload: dict, file: str, line: int) -> tuple[Record | None, st
     if unknown:
         return None, f"schema:unknown_field:{unknown[0]}"
     if finetune:
-        for f in ("prompt", "response"):
+        for f in FT_PAIR:
             if not isinstance(payload.get(f), str):
                 return None, f"schema:{'missing' if f not in payload else 'bad_type'}:{f}"
-        text = f"{payload['prompt']}\n{payload['response']}"
+        # One U+2028 LINE SEPARATOR keeps the boundary through normalisation and
+        # redaction, for fine-tuning (lmops.training.objectives.sft); inside a prompt or
+        # response it becomes a newline, so the first one is the boundary.
+        prompt, response = (payload[f].replace(PROMPT_RESPONSE_SEP, "\n") for f in FT_PAIR)
+        text = f"{prompt}{PROMPT_RESPONSE_SEP}{response}"
     else:
         if "text" not in payload or payload["text"] is None:
             return None, "schema:missing:text"

@@ -153,3 +153,26 @@ def load_for_eval(source: str, device: str = "auto") -> LoadedModel:
     model.to(dev)
     model.eval()
     return LoadedModel(model, tok, kind, dev, source, version)
+
+
+def save_registered(uri: str, folder: Path) -> dict:
+    """Write the registered model ``uri`` to ``folder`` as a HF folder (weights + tokenizer).
+
+    An alias is resolved to its version first, and that version is what is loaded and
+    returned (``name``, ``version``, ``run_id``, ``kind``, ``uri``): the parent a
+    fine-tuning run records in lineage, even if the alias moves later.
+    """
+    import json
+
+    version = resolve_version(uri)
+    if not version:
+        raise LmopsError(f"'{uri}' is not a registry URI (models:/NAME@ALIAS or models:/NAME/N)")
+    pinned = f"models:/{version['name']}/{version['version']}"
+    model, tok, kind = _from_mlflow(pinned)
+    tmp = folder.with_name(folder.name + ".partial")
+    model.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    facts = {k: version[k] for k in ("name", "version", "run_id")} | {"kind": kind, "uri": uri}
+    (tmp / "lmops_parent.json").write_text(json.dumps(facts), encoding="utf-8")
+    tmp.replace(folder)
+    return facts

@@ -39,6 +39,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         intermediate_size=2816,
         seq_len=2048,
     ),
+    # Llama-3.2-1B shape (16 layers, 2048 wide, 8 key/value heads), for one H200 with
+    # FSDP across GPUs when there are more: about 1.0B parameters with a 32k vocabulary.
+    "llama-1b": dict(
+        arch="llama",
+        hidden_size=2048,
+        num_layers=16,
+        num_heads=32,
+        num_kv_heads=8,
+        intermediate_size=8192,
+        seq_len=2048,
+    ),
 }
 
 
@@ -52,6 +63,11 @@ def apply_preset(model_tree: dict[str, Any]) -> dict[str, Any]:
 
 def build_hf_config(model_cfg, vocab_size: int, bos_id: int, eos_id: int, pad_id: int):
     """The transformers config for ``model_cfg``."""
+    if model_cfg.num_kv_heads and model_cfg.num_heads % model_cfg.num_kv_heads:
+        raise ConfigError(
+            f"model.num_heads ({model_cfg.num_heads}) must be a multiple of "
+            f"model.num_kv_heads ({model_cfg.num_kv_heads})"
+        )
     if model_cfg.hidden_size % model_cfg.num_heads:
         raise ConfigError(
             f"model.hidden_size ({model_cfg.hidden_size}) must be divisible by "
@@ -64,6 +80,20 @@ def build_hf_config(model_cfg, vocab_size: int, bos_id: int, eos_id: int, pad_id
         pad_token_id=pad_id,
         tie_word_embeddings=True,
     )
+    if model_cfg.arch == "bert":
+        from transformers import BertConfig
+
+        return BertConfig(
+            hidden_size=model_cfg.hidden_size,
+            num_hidden_layers=model_cfg.num_layers,
+            num_attention_heads=model_cfg.num_heads,
+            intermediate_size=model_cfg.intermediate_size,
+            max_position_embeddings=model_cfg.seq_len,
+            type_vocab_size=1,
+            hidden_dropout_prob=model_cfg.dropout,
+            attention_probs_dropout_prob=model_cfg.dropout,
+            **common,
+        )
     if model_cfg.arch == "gpt2":
         from transformers import GPT2Config
 
@@ -84,7 +114,7 @@ def build_hf_config(model_cfg, vocab_size: int, bos_id: int, eos_id: int, pad_id
         hidden_size=model_cfg.hidden_size,
         num_hidden_layers=model_cfg.num_layers,
         num_attention_heads=model_cfg.num_heads,
-        num_key_value_heads=model_cfg.num_heads,
+        num_key_value_heads=model_cfg.num_kv_heads or model_cfg.num_heads,
         intermediate_size=model_cfg.intermediate_size,
         max_position_embeddings=model_cfg.seq_len,
         attention_dropout=model_cfg.dropout,
@@ -93,7 +123,9 @@ def build_hf_config(model_cfg, vocab_size: int, bos_id: int, eos_id: int, pad_id
 
 
 def build_model(hf_config):
-    """A freshly initialised causal LM for ``hf_config``."""
-    from transformers import AutoModelForCausalLM
+    """A freshly initialised model for ``hf_config``: masked LM for BERT, else causal LM."""
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
+    if hf_config.model_type == "bert":
+        return AutoModelForMaskedLM.from_config(hf_config)
     return AutoModelForCausalLM.from_config(hf_config)

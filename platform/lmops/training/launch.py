@@ -46,11 +46,16 @@ def train(
     mlflow_run_id: str | None,
     tracking_uri: str,
     out_dir: Path,
+    tokenizer_dir: Path | None = None,
+    init_dir: Path | None = None,
 ) -> TrainOutcome:
-    """Fit with a TorchTrainer and copy the final checkpoint's HF model to ``out_dir``.
+    """Fit with a TorchTrainer and write the final checkpoint's HF model to ``out_dir``.
 
-    Rerunning with the same ``run_name`` and ``storage`` resumes from the latest
-    checkpoint (Ray Train V2 semantics), so callers pass a name unique per attempt.
+    ``tokenizer_dir`` is needed by the mlm and sft objectives; ``init_dir`` holds the parent
+    model's weights (None trains from scratch). A LoRA run's adapter is merged into
+    the parent's weights. Rerunning with the same ``run_name`` and ``storage`` resumes
+    from the latest checkpoint (Ray Train V2 semantics), so callers pass a name
+    unique per attempt.
     """
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -58,14 +63,17 @@ def train(
     from lmops.training.loop import LoopConfig, train_loop_per_worker
 
     ensure_ray()
+    use_gpu = _wants_gpu(train_cfg.use_gpu)
+    _check_capacity(train_cfg.num_workers, use_gpu)
     nonfinite = storage / run_name / "nonfinite_loss.json"
     nonfinite.unlink(missing_ok=True)
-    use_gpu = _wants_gpu(train_cfg.use_gpu)
     loop_cfg = LoopConfig(
         train=train_cfg,
         seq_len=model_cfg.seq_len,
         hf_config_dir=str(hf_config_dir),
+        tokenizer_dir=str(tokenizer_dir) if tokenizer_dir else None,
         token_dir=str(token_dir),
+        init_dir=str(init_dir) if init_dir else None,
         mlflow_run_id=mlflow_run_id,
         mlflow_tracking_uri=tracking_uri,
         fault_marker=str(storage / run_name / "fault_injected"),
@@ -112,12 +120,41 @@ def train(
         )
     if result.checkpoint is None:
         raise LmopsError("training finished without a checkpoint; check train.checkpoint_every")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with result.checkpoint.as_directory() as d:
-        for f in Path(d).iterdir():
-            if f.name != "trainer_state.pt":
-                shutil.copy2(f, out_dir / f.name)
+    _write_model(result.checkpoint, train_cfg, init_dir, out_dir)
     return TrainOutcome(out_dir, metrics, result.checkpoint.path, train_cfg.num_workers, use_gpu)
+
+
+def _write_model(checkpoint, train_cfg: TrainConfig, init_dir: Path | None, out_dir: Path):
+    """The final checkpoint as a plain HF model folder (LoRA: merged into the parent)."""
+    from lmops.training import lora
+    from lmops.training.loop import SHARDED_DIR, STATE_FILE
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with checkpoint.as_directory() as d:
+        if train_cfg.lora.r:
+            import transformers
+
+            from lmops.training.objectives import objective_class
+
+            auto = getattr(transformers, objective_class(train_cfg.objective).auto_class)
+            lora.merged(auto.from_pretrained(init_dir), Path(d)).save_pretrained(out_dir)
+            return
+        for f in Path(d).iterdir():
+            if f.name not in (STATE_FILE, SHARDED_DIR):
+                shutil.copy2(f, out_dir / f.name)
+
+
+def _check_capacity(num_workers: int, use_gpu: bool) -> None:
+    """Refuse a worker count the Ray cluster cannot place, rather than wait for it forever."""
+    import ray
+
+    kind = "GPU" if use_gpu else "CPU"
+    have = int(ray.cluster_resources().get(kind, 0))
+    if num_workers > have:
+        raise LmopsError(
+            f"train.num_workers = {num_workers} needs {num_workers} {kind}s (one per worker); "
+            f"the Ray cluster has {have}. Lower train.num_workers or add nodes"
+        )
 
 
 def _one_line(error: Exception) -> str:

@@ -1,11 +1,14 @@
 """The per-worker training loop that Ray Train's TorchTrainer runs on every rank.
 
-Rank 0 logs metrics to MLflow itself: Ray Train V2 keeps no metrics without a
-checkpoint and its RunConfig takes no MLflow callback. Checkpoints hold the
-model in Hugging Face format (safetensors) plus the optimizer state, the step and
-rank 0's torch RNG state, so a restarted worker group resumes where the last
-checkpoint left off. The learning rate and the data order are pure functions of the
-step, so they need no state of their own.
+The objective (``lmops.training.objectives``) decides what a batch is and which head
+trains; the loop is the same for all of them. Rank 0 logs metrics to MLflow itself:
+Ray Train V2 keeps no metrics without a checkpoint and its RunConfig takes no MLflow
+callback. Checkpoints hold the model in Hugging Face format (safetensors; a LoRA
+adapter for LoRA runs) plus the optimizer state, the step and rank 0's torch RNG
+state, so a restarted worker group resumes where the last checkpoint left off. Under
+FSDP each rank saves its own shard of the optimizer state with
+``torch.distributed.checkpoint``. The learning rate, the data order and the MLM masks
+are pure functions of the step, so they need no state of their own.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import torch
 
 from lmops.config import TrainConfig
 from lmops.training.mfu import flops_per_token, mfu, peak_flops
-from lmops.training.schedule import block_indices, lr_at
+from lmops.training.schedule import lr_at, mask_key, row_indices
 
 STATE_FILE = "trainer_state.pt"
+SHARDED_DIR = "sharded"  # FSDP: torch.distributed.checkpoint files, one per rank
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,9 @@ class LoopConfig:
     train: TrainConfig
     seq_len: int
     hf_config_dir: str
+    tokenizer_dir: str | None  # needed by mlm (mask token) and sft (padding); clm reads ids
     token_dir: str
+    init_dir: str | None  # the parent model's weights (HF folder); None = from scratch
     mlflow_run_id: str | None
     mlflow_tracking_uri: str
     fault_marker: str
@@ -50,39 +56,38 @@ def _device() -> torch.device:
     return ray.train.torch.get_device()
 
 
-def _batch(data: np.ndarray, starts: np.ndarray, seq_len: int, device) -> torch.Tensor:
-    rows = np.stack([data[s : s + seq_len].astype(np.int64) for s in starts])
-    return torch.from_numpy(rows).to(device)
-
-
 def _unwrap(model):
     return getattr(model, "module", model)
 
 
 def _full_state_dict(model, strategy: str):
+    """The whole model's weights on rank 0 (a collective under FSDP: every rank calls it)."""
     if strategy != "fsdp":
         return _unwrap(model).state_dict()
-    from torch.distributed.fsdp import FullStateDictConfig, StateDictType
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    cfg = FullStateDictConfig(offload_to_cpu=True, rank0_only=True)
-    with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT, cfg):
-        return model.state_dict()
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=opts)
 
 
 @torch.no_grad()
-def _val_loss(model, data: np.ndarray, cfg: LoopConfig, device, amp) -> float:
+def _validate(model, objective, data, cfg: LoopConfig, device, amp) -> dict[str, float]:
+    """Loss and the objective's own metrics on fixed validation rows (same masks each time)."""
     model.eval()
-    seq, bs = cfg.seq_len, cfg.train.batch_size
-    n_blocks = (len(data) - 1) // seq
-    losses = []
-    for i in range(min(cfg.train.val_batches, max(1, n_blocks // bs))):
-        starts = (np.arange(bs) + i * bs) % max(1, n_blocks) * seq
-        x = _batch(data, starts, seq, device)
+    bs, n = cfg.train.batch_size, objective.n_rows(data)
+    losses, sums = [], {}
+    for i in range(min(cfg.train.val_batches, max(1, n // bs))):
+        rows = (np.arange(bs) + i * bs) % n
+        batch = objective.batch(data, rows, mask_key(cfg.train.seed, -1 - i, 0), device)
         with amp:
-            losses.append(model(input_ids=x, labels=x).loss.float().item())
+            out = model(**batch)
+        losses.append(out.loss.float().item())
+        for k, (total, count) in objective.val_metrics(out.logits, batch).items():
+            prev = sums.get(k, (0.0, 0.0))
+            sums[k] = (prev[0] + total, prev[1] + count)
     model.train()
-    return float(np.mean(losses))
+    metrics = {"val/loss": float(np.mean(losses))}
+    return metrics | {k: total / max(count, 1) for k, (total, count) in sums.items()}
 
 
 def _mlflow_logger(cfg: LoopConfig, rank: int):
@@ -145,10 +150,58 @@ def _system_metrics(cfg: LoopConfig, ctx):
     return monitor
 
 
+def _build_model(cfg: LoopConfig, objective, checkpoint_dir: Path | None):
+    """From the checkpoint, the parent model or the config; LoRA adapters on the parent."""
+    import transformers
+    from transformers import AutoConfig
+
+    from lmops.training import lora
+
+    auto = getattr(transformers, objective.auto_class)
+    if cfg.train.lora.r:
+        base = auto.from_pretrained(cfg.init_dir)
+        if checkpoint_dir is not None:
+            return lora.resume(base, checkpoint_dir)
+        return lora.wrap(base, cfg.train.lora, objective.model_kind)
+    if checkpoint_dir is not None:
+        return auto.from_pretrained(checkpoint_dir)
+    if cfg.init_dir:
+        return auto.from_pretrained(cfg.init_dir)
+    return auto.from_config(AutoConfig.from_pretrained(cfg.hf_config_dir))
+
+
+def _fully_shard(model, device, bf16: bool):
+    """FSDP2: shard every transformer block, then the root (PyTorch's current FSDP).
+
+    Written here rather than through ``prepare_model(parallel_strategy="fsdp")``: that
+    wraps the older FSDP, which needs an accelerator, while ``fully_shard`` runs on CPU
+    ranks too (so the tests exercise it) and pairs with distributed checkpoints. The
+    blocks are the classes transformers lists in ``_no_split_modules``.
+    """
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
+    policy = (
+        MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        if bf16
+        else MixedPrecisionPolicy()
+    )
+    model.to(device)
+    blocks = set(getattr(model, "_no_split_modules", None) or [])
+    for module in model.modules():
+        if type(module).__name__ in blocks:
+            fully_shard(module, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+    return model
+
+
 def _train(cfg: LoopConfig, ctx) -> None:
     import ray.train
     import ray.train.torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, PreTrainedTokenizerFast
+
+    from lmops.training.objectives import objective_class
 
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     threads = cfg.train.threads_per_worker or max(1, (os.cpu_count() or 1) // world)
@@ -161,73 +214,84 @@ def _train(cfg: LoopConfig, ctx) -> None:
         if use_bf16
         else torch.autocast("cpu", enabled=False)
     )
+    t = cfg.train
+    tokenizer = (
+        PreTrainedTokenizerFast.from_pretrained(cfg.tokenizer_dir) if cfg.tokenizer_dir else None
+    )
+    objective = objective_class(t.objective)(getattr(t, t.objective), tokenizer, cfg.seq_len)
 
-    hf_config = AutoConfig.from_pretrained(cfg.hf_config_dir)
-    model = AutoModelForCausalLM.from_config(hf_config)
-    start_step, opt_state = 0, None
+    start_step, state = 0, {}
     checkpoint = ray.train.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as d:
-            model = AutoModelForCausalLM.from_pretrained(d)
-            state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=False)
-            start_step, opt_state = state["step"], state.get("optimizer")
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as d:
+        ckpt = Path(d) if d else None
+        model = _build_model(cfg, objective, ckpt)
+        if ckpt is not None:
+            state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
+            start_step = state["step"]
             if "rng" in state:  # dropout and any sampling continue where they stopped
                 torch.set_rng_state(state["rng"])
-    per_token = flops_per_token(
-        sum(p.numel() for p in model.parameters()),  # before FSDP shards them
-        hf_config.num_hidden_layers,
-        hf_config.hidden_size,
-        cfg.seq_len,
-    )
+        hf_config = AutoConfig.from_pretrained(cfg.hf_config_dir)
+        per_token = flops_per_token(
+            sum(p.numel() for p in model.parameters()),  # before FSDP shards them
+            hf_config.num_hidden_layers,
+            hf_config.hidden_size,
+            cfg.seq_len,
+        )
+        fsdp = t.strategy == "fsdp" and world > 1
+        if fsdp:
+            model = _fully_shard(model, device, use_bf16)
+        else:
+            model = ray.train.torch.prepare_model(model)
+        trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: adapters only
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": t.weight_decay},
+                {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0},
+            ],
+            lr=t.lr,
+            betas=(0.9, 0.95),
+            fused=device.type == "cuda",
+        )
+        if ckpt is not None and fsdp:
+            _load_sharded_optimizer(model, optimizer, ckpt / SHARDED_DIR)
+        elif state.get("optimizer") is not None:
+            optimizer.load_state_dict(state["optimizer"])
+    _record_nodes(cfg, rank, world)
     peak = peak_flops(
-        cfg.train.peak_tflops, torch.cuda.get_device_name(device) if device.type == "cuda" else None
+        t.peak_tflops, torch.cuda.get_device_name(device) if device.type == "cuda" else None
     )
-    model = ray.train.torch.prepare_model(model, parallel_strategy=cfg.train.strategy)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.train.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.train.lr,
-        betas=(0.9, 0.95),
-        fused=device.type == "cuda",
-    )
-    if opt_state is not None and cfg.train.strategy != "fsdp":
-        optimizer.load_state_dict(opt_state)
 
     shards = Path(cfg.token_dir)
-    dtype = json.loads((shards / "meta.json").read_text())["dtype"]
-    train = np.memmap(shards / "train.bin", dtype=dtype, mode="r")
-    val = np.memmap(shards / "val.bin", dtype=dtype, mode="r")
+    train, val = objective.open(shards, "train"), objective.open(shards, "val")
     log = _mlflow_logger(cfg, rank)
-    seq, bs, total = cfg.seq_len, cfg.train.batch_size, cfg.train.max_steps
-    accum = cfg.train.grad_accum_steps
-    tokens_per_step = seq * bs * world * accum
+    total, accum = t.max_steps, t.grad_accum_steps
+    tokens_per_step = cfg.seq_len * t.batch_size * world * accum
     fail_at = int(os.environ.get("LMOPS_FAULT_AT_STEP", "0"))
     window_start, window_loss = time.perf_counter(), []
 
     model.train()
     for step in range(start_step, total):
-        lr = lr_at(step, cfg.train.lr, cfg.train.warmup_steps, total, cfg.train.min_lr_ratio)
+        lr = lr_at(step, t.lr, t.warmup_steps, total, t.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        # Gradient accumulation: micro-batch m of step s takes the blocks a run without
+        # Gradient accumulation: micro-batch m of step s takes the rows a run without
         # accumulation would take at virtual step s * accum + m, so the data order and the
         # global batch do not depend on how the batch is split.
         total_loss = None
         for micro in range(accum):
-            starts = block_indices(
-                len(train), seq, step * accum + micro, bs, rank, world, cfg.train.seed
-            )
-            x = _batch(train, starts, seq, device)
+            virtual = step * accum + micro
+            rows = row_indices(objective.n_rows(train), virtual, t.batch_size, rank, world, t.seed)
+            batch = objective.batch(train, rows, mask_key(t.seed, virtual, rank), device)
             last = micro == accum - 1
-            # DDP all-reduces gradients on every backward; only the last micro-batch's must.
-            sync = contextlib.nullcontext() if last or world == 1 else model.no_sync()
+            # Gradients need reducing across ranks on the last micro-batch only.
+            if fsdp:
+                model.set_requires_gradient_sync(last)
+                sync = contextlib.nullcontext()
+            else:
+                sync = contextlib.nullcontext() if last or world == 1 else model.no_sync()
             with sync:
                 with amp:
-                    loss = model(input_ids=x, labels=x).loss / accum
+                    loss = model(**batch).loss / accum
                 loss.backward()
             total_loss = loss.detach() if total_loss is None else total_loss + loss.detach()
         loss_value = _global_mean(total_loss, world)
@@ -240,15 +304,17 @@ def _train(cfg: LoopConfig, ctx) -> None:
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.write_text(json.dumps({"step": step + 1, "loss": repr(loss_value)}))
             return
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, t.grad_clip)
+        if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP
+            grad_norm = grad_norm.full_tensor()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         window_loss.append(loss_value)
         _maybe_inject_fault(step, fail_at, cfg)
 
         done = step + 1
-        logging = done % cfg.train.log_every == 0 or done == total
-        checkpointing = done % cfg.train.checkpoint_every == 0 or done == total
+        logging = done % t.log_every == 0 or done == total
+        checkpointing = done % t.checkpoint_every == 0 or done == total
         if not (logging or checkpointing):
             continue
         metrics = {"step": done, "resumed_from_step": start_step}
@@ -259,7 +325,7 @@ def _train(cfg: LoopConfig, ctx) -> None:
                 "train/lr": lr,
                 "train/grad_norm": float(grad_norm),
                 "train/tokens_per_s": tokens_per_step * len(window_loss) / max(elapsed, 1e-9),
-                "val/loss": _val_loss(model, val, cfg, device, amp),
+                **_validate(model, objective, val, cfg, device, amp),
             }
             metrics["val/perplexity"] = float(np.exp(min(metrics["val/loss"], 50)))
             if peak:
@@ -268,9 +334,35 @@ def _train(cfg: LoopConfig, ctx) -> None:
             window_start, window_loss = time.perf_counter(), []
         # Checkpoints follow their own cadence, not the logging one.
         if checkpointing:
-            _report_with_checkpoint(model, optimizer, cfg, rank, done, metrics)
+            _report_with_checkpoint(model, optimizer, cfg, rank, done, metrics, fsdp)
         else:
             ray.train.report(metrics)
+
+
+def _record_nodes(cfg: LoopConfig, rank: int, world: int) -> None:
+    """Tag the run with the Ray node id of every rank, in rank order (``lmops.ray_nodes``).
+
+    Placement is worth recording: Ray Train numbers nodes by IP address, so two Ray nodes
+    on one host share a node rank and would otherwise look like one.
+    """
+    import ray
+
+    nodes = [ray.get_runtime_context().get_node_id()]
+    if world > 1:
+        import torch.distributed as dist
+
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, nodes[0])
+        nodes = gathered
+    if rank != 0 or not cfg.mlflow_run_id:
+        return
+    from mlflow import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=cfg.mlflow_tracking_uri)
+        client.set_tag(cfg.mlflow_run_id, "lmops.ray_nodes", json.dumps(nodes))
+    except Exception as e:  # placement is a record, not a reason to stop training
+        print(f"lmops: worker placement not logged to MLflow: {e}", file=sys.stderr)
 
 
 def _global_mean(loss: torch.Tensor, world: int) -> float:
@@ -288,19 +380,40 @@ def _global_mean(loss: torch.Tensor, world: int) -> float:
     return total.item() / world
 
 
-def _report_with_checkpoint(model, optimizer, cfg: LoopConfig, rank, step, metrics) -> None:
+def _report_with_checkpoint(model, optimizer, cfg: LoopConfig, rank, step, metrics, fsdp):
+    """Save and report a checkpoint; under FSDP every rank adds its optimizer shard."""
     import ray.train
 
-    state_dict = _full_state_dict(model, cfg.train.strategy)
+    state_dict = _full_state_dict(model, "fsdp" if fsdp else "ddp")
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = None
+        if fsdp:
+            import torch.distributed.checkpoint as dcp
+            from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+            osd = get_optimizer_state_dict(model, optimizer)
+            dcp.save({"optimizer": osd}, checkpoint_id=str(Path(tmp) / SHARDED_DIR))
         if rank == 0:
             _unwrap(model).save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-            opt = optimizer.state_dict() if cfg.train.strategy != "fsdp" else None
+            opt = None if fsdp else optimizer.state_dict()
             state = {"step": step, "optimizer": opt, "rng": torch.get_rng_state()}
             torch.save(state, Path(tmp) / STATE_FILE)
-            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        # Ray Train V2 copies every rank's files into the same checkpoint folder.
+        checkpoint = ray.train.Checkpoint.from_directory(tmp) if rank == 0 or fsdp else None
         ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def _load_sharded_optimizer(model, optimizer, folder: Path) -> None:
+    """Each rank reads its own shard of the optimizer state (FSDP)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import (
+        get_optimizer_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    osd = get_optimizer_state_dict(model, optimizer)
+    loaded = {"optimizer": osd}
+    dcp.load(loaded, checkpoint_id=str(folder))
+    set_optimizer_state_dict(model, optimizer, loaded["optimizer"])
 
 
 def _maybe_inject_fault(step: int, fail_at: int, cfg: LoopConfig) -> None:

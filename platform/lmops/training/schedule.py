@@ -20,23 +20,37 @@ def lr_at(step: int, base_lr: float, warmup: int, total: int, min_ratio: float) 
     return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def row_indices(n_rows: int, step: int, batch: int, rank: int, world: int, seed: int) -> np.ndarray:
+    """This rank's row numbers (packed blocks or fine-tuning examples) for ``step``.
+
+    Each epoch visits the rows in a seeded permutation, and ranks take disjoint
+    slices, so a resumed run sees exactly the rows it would have. Each row costs
+    O(1): a step costs O(batch), whatever the corpus size.
+    """
+    n_rows = max(1, n_rows)
+    first = step * batch * world + rank * batch
+    out = np.empty(batch, dtype=np.int64)
+    for i in range(batch):
+        epoch, pos = divmod(first + i, n_rows)
+        out[i] = permuted(pos, n_rows, seed * 1_000_003 + epoch)
+    return out
+
+
 def block_indices(
     n_tokens: int, seq_len: int, step: int, batch: int, rank: int, world: int, seed: int
 ) -> np.ndarray:
     """Start offsets of this rank's packed blocks for ``step``.
 
-    The token stream (documents joined by end-of-text) is cut into fixed
-    ``seq_len`` blocks; each epoch visits them in a seeded permutation, and ranks
-    take disjoint slices, so a resumed run sees exactly the blocks it would have.
-    Each offset costs O(1): a step costs O(batch), whatever the corpus size.
+    The token stream (documents joined by end-of-text) is cut into fixed ``seq_len``
+    blocks, sampled by ``row_indices``.
     """
     n_blocks = max(1, (n_tokens - 1) // seq_len)
-    first = step * batch * world + rank * batch
-    out = np.empty(batch, dtype=np.int64)
-    for i in range(batch):
-        epoch, pos = divmod(first + i, n_blocks)
-        out[i] = permuted(pos, n_blocks, seed * 1_000_003 + epoch) * seq_len
-    return out
+    return row_indices(n_blocks, step, batch, rank, world, seed) * seq_len
+
+
+def mask_key(seed: int, step: int, rank: int) -> int:
+    """A 63-bit seed for the random masks of one rank's micro-batch: resumable, like the data."""
+    return _mix(_mix(seed * 1_000_003 + step) ^ rank) >> 1
 
 
 _MASK64 = (1 << 64) - 1
