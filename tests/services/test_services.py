@@ -161,7 +161,7 @@ def test_two_workers_train_on_the_two_ray_nodes():
     name = f"svc-ddp-{uuid.uuid4().hex[:8]}"
     flow_run = run_deployment(
         name,
-        overrides=[f"registry.model_name={name}", "train.num_workers=2", "train.max_steps=20"],
+        overrides=[f"registry.model_name={name}", "train.num_workers=2"],
     )
     assert flow_run.state.is_completed(), flow_run.state
     client = MlflowClient()
