@@ -99,12 +99,14 @@ def model_details(c: CardInputs) -> str:
         lines.append("- Architecture: " + ", ".join(f"{k}={arch[k]}" for k in keys if k in arch))
     if "lmops.tokenizer" in c.lineage:
         lines.append(f"- Tokenizer: `{c.lineage['lmops.tokenizer']}`")
-    if "lmops.mlflow_run" in c.lineage:
-        lines.append(f"- Trained in MLflow run `{c.lineage['lmops.mlflow_run']}`")
-    if "lmops.objective" in c.lineage:  # recorded together with any parent
+    # The runs as links here too: a long description may drop the Lineage section.
+    for key, what in (("lmops.mlflow_run", "Trained"), ("lmops.ingest_run", "Data validated")):
+        if key in c.lineage:
+            lines.append(f"- {what} in MLflow run {_linked(c, key)}")
+    if "lmops.objective" in c.lineage:
         lines.append(f"- Training objective: {c.lineage['lmops.objective']}")
-        parent = c.lineage.get("lmops.parent_model")
-        lines.append(f"- Started from: `{parent}`" if parent else "- Started from: scratch")
+    if "lmops.parent_model" in c.lineage:
+        lines.append(f"- Started from: `{c.lineage['lmops.parent_model']}`")
     if "lmops.lora" in c.lineage:
         lines.append(f"- LoRA: {c.lineage['lmops.lora']}")
     lines.append("- Library: transformers")
@@ -269,12 +271,15 @@ def comparison(c: CardInputs, compact: bool = False) -> str:
     return head + ("\n\n" + table(header, rows) if rows else "\n\nNo metric was compared.")
 
 
+def _linked(c: CardInputs, key: str) -> str:
+    """A lineage value, as a link the MLflow UI opens where it names a run (``c.links``)."""
+    value = c.lineage[key]
+    return f"[`{value}`]({c.links[key]})" if key in c.links else f"`{value}`"
+
+
 def lineage(c: CardInputs) -> str:
     """Lineage tags; runs are links the MLflow UI opens (``c.links``: tag -> UI path)."""
-    return "\n".join(
-        f"- {k}: [`{v}`]({c.links[k]})" if k in c.links else f"- {k}: `{v}`"
-        for k, v in sorted(c.lineage.items())
-    )
+    return "\n".join(f"- {k}: {_linked(c, k)}" for k in sorted(c.lineage))
 
 
 def how_to_load(c: CardInputs) -> str:
