@@ -1,6 +1,7 @@
 """The Ray Train loop on local Ray: a killed worker resumes from the latest checkpoint
 with no one stepping in, checkpoints follow their own cadence, and a NaN loss stops
-training with a clear error while the last good checkpoint stays."""
+training with a clear error while the last good checkpoint stays; a run from a parent
+model starts from the parent's weights."""
 
 from __future__ import annotations
 
@@ -62,3 +63,24 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(inputs, tmp_path, l
     good = int(msg.split("last good checkpoint (step ")[1].split(")")[0])
     assert good < stopped and good % 2 == 0 and "Lower train.lr (now 1000)" in msg
     assert not (tmp_path / "out").exists()  # nothing was published from a diverged run
+
+
+def test_a_run_from_a_parent_starts_from_its_weights(inputs, tmp_path, local_ray):
+    # Continued pre-training / full fine-tuning: `init_dir` holds the parent's HF weights.
+    cfg_dir, shards = inputs
+    base = dict(batch_size=4, warmup_steps=0, val_batches=2, threads_per_worker=1, use_gpu="no",
+                log_every=100, checkpoint_every=100)  # fmt: skip
+
+    def run(name, steps, init_dir=None, lr=1e-3):
+        cfg = TrainConfig(max_steps=steps, lr=lr, **base)
+        out = tmp_path / name
+        return train(MODEL, cfg, cfg_dir, shards, tmp_path / "ray", name, None, "", out,
+                     init_dir=init_dir)  # fmt: skip
+
+    parent = run("parent", 40, lr=3e-3)
+    child = run("child", 1, init_dir=parent.model_dir, lr=1e-5)
+    scratch = run("scratch", 1, lr=1e-5)
+    # One tiny step moves neither far: the child is where the parent ended, the scratch
+    # model near a uniform guess over 256 tokens (ln 256 = 5.5).
+    assert abs(child.metrics["val/loss"] - parent.metrics["val/loss"]) < 0.05
+    assert child.metrics["val/loss"] < scratch.metrics["val/loss"] - 1.0
