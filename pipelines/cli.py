@@ -191,18 +191,12 @@ def train(
         import mlflow
 
         from lmops.evaluation.loading import resolve_version
+        from lmops.training.objectives import check_parent_kind
 
         mlflow.set_tracking_uri(h.tracking_uri)
-        from lmops.training.objectives import objective_class
-
         parent = resolve_version(cfg.train.init_from)
         kind = parent["tags"].get("lmops.model_kind", "causal")
-        wanted = objective_class(cfg.train.objective).model_kind
-        if kind != wanted:
-            raise LmopsError(
-                f"{cfg.train.init_from} is a {kind} model; objective "
-                f"'{cfg.train.objective}' trains a {wanted} model"
-            )
+        check_parent_kind(cfg.train.init_from, kind, cfg.train.objective)
     ds = published(dataset)
     if resume:
         trained_on = resumable(resume, cfg)

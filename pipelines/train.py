@@ -136,7 +136,6 @@ def parent_stage(config: RunConfig, run_id: str) -> tuple[str, dict] | None:
     uri = config.train.init_from
     if not uri:
         return None
-    from lmops.errors import LmopsError
     from lmops.evaluation.loading import save_registered
 
     folder = home().root / "runs" / run_id / "parent"
@@ -146,14 +145,9 @@ def parent_stage(config: RunConfig, run_id: str) -> tuple[str, dict] | None:
     else:
         with reporter().task(f"parent: fetching {uri}"):
             facts = save_registered(uri, folder)
-    from lmops.training.objectives import objective_class
+    from lmops.training.objectives import check_parent_kind
 
-    wanted = objective_class(config.train.objective).model_kind
-    if facts["kind"] != wanted:
-        raise LmopsError(
-            f"{uri} is a {facts['kind']} model; objective '{config.train.objective}' "
-            f"trains a {wanted} model"
-        )
+    check_parent_kind(uri, facts["kind"], config.train.objective)
     MlflowClient().set_tag(run_id, T.PARENT_MODEL, f"{facts['name']}/{facts['version']}")
     return str(folder), facts
 

@@ -41,8 +41,8 @@ def curve(setup, tmp_path, name: str, **train_kw) -> list[float]:
     return run_metrics(setup, tmp_path, name, **train_kw)["train/loss"]
 
 
-def run_metrics(setup, tmp_path, name: str, **train_kw) -> dict[str, list[float]]:
-    """Every metric of a fresh training run, each as its values in step order."""
+def _fit(setup, tmp_path, name: str, **train_kw):
+    """Train in a fresh MLflow run: (client, run id, outcome)."""
     cfg_dir, shards, uri = setup
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("curves") or client.get_experiment(
@@ -54,12 +54,21 @@ def run_metrics(setup, tmp_path, name: str, **train_kw) -> dict[str, list[float]
         checkpoint_every=12, val_batches=1, threads_per_worker=1, use_gpu="no", seed=1234,
     )  # fmt: skip
     cfg = TrainConfig(**{**base, **train_kw})
-    train(_model(), cfg, cfg_dir, shards, tmp_path / "ray", name, run_id, uri, tmp_path / name)
+    out = train(
+        _model(), cfg, cfg_dir, shards, tmp_path / "ray", name, run_id, uri, tmp_path / name
+    )
+    return client, run_id, out
+
+
+def run_metrics(setup, tmp_path, name: str, **train_kw) -> dict[str, list[float]]:
+    """Every metric of a fresh training run, each as its values in step order."""
+    client, run_id, _ = _fit(setup, tmp_path, name, **train_kw)
     out = {}
     for key in client.get_run(run_id).data.metrics:
         hist = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
         out[key] = [m.value for m in hist]
-    assert len(out["train/loss"]) == cfg.max_steps  # one point per step (log_every=1)
+    steps = train_kw.get("max_steps", 12)
+    assert len(out["train/loss"]) == steps  # one point per step (log_every=1)
     return out
 
 
@@ -132,18 +141,7 @@ def test_fsdp_resumes_with_its_sharded_optimizer_state_on_the_same_curve(
 
 def _last_per_step(setup, tmp_path, name: str, **train_kw) -> dict[str, list[float]]:
     """Like run_metrics, for a run that repeats steps after a restart: each step's last value."""
-    cfg_dir, shards, uri = setup
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("curves") or client.get_experiment(
-        client.create_experiment("curves")
-    )
-    run_id = client.create_run(exp.experiment_id, run_name=name).info.run_id
-    base = dict(lr=3e-3, warmup_steps=2, log_every=1, val_batches=1, threads_per_worker=1,
-                use_gpu="no", seed=1234)  # fmt: skip
-    cfg = TrainConfig(**{**base, **train_kw})
-    out = train(
-        _model(), cfg, cfg_dir, shards, tmp_path / "ray", name, run_id, uri, tmp_path / name
-    )
+    client, run_id, out = _fit(setup, tmp_path, name, **train_kw)
     metrics = {"resumed_from_step": [out.metrics["resumed_from_step"]]}
     hist = sorted(client.get_metric_history(run_id, "train/loss"), key=lambda m: m.timestamp)
     metrics["train/loss"] = list({m.step: m.value for m in hist}.values())

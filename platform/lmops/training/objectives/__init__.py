@@ -19,3 +19,14 @@ OBJECTIVES = {
 def objective_class(name: str):
     module, cls = OBJECTIVES[name].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def check_parent_kind(uri: str, kind: str, objective: str) -> None:
+    """Refuse a parent model whose kind (causal or mlm) the objective does not train."""
+    from lmops.errors import LmopsError
+
+    wanted = objective_class(objective).model_kind
+    if kind != wanted:
+        raise LmopsError(
+            f"{uri} is a {kind} model; objective '{objective}' trains a {wanted} model"
+        )
