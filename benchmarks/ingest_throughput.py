@@ -1,66 +1,335 @@
-"""Ingest throughput: lmops vs datatrove, GX share, tokenization vs raw tokenizers, RSS.
+"""Ingest throughput: lmops ``ingest()`` against a datatrove pipeline on the same files.
 
-    .venv/bin/python benchmarks/ingest_throughput.py            # 500 MB + 50 MB (~20 min)
-    .venv/bin/python benchmarks/ingest_throughput.py --mb 50 --small-mb 10   # quick look
+    .venv/bin/python benchmarks/ingest_throughput.py --quick  # smoke run, ~3 min
+    .venv/bin/python benchmarks/ingest_throughput.py          # 20 + 20 + 50 MB, ~25 min
+    .venv/bin/python benchmarks/ingest_throughput.py --generated-mb 0 --real-mb 50  # target only
+
+Minutes are for 2 shared cores, 3 runs per side.
 
 Needs the bench extra: ``pip install -e '.[bench]'`` (datatrove, spaCy for its word
-tokenizer, xxhash). Every figure below is measured in this one run on this machine;
-the ratios print side by side at the end.
+tokenizer). Three corpora, each split into 8 JSONL shards (datatrove parallelises over
+files, so one big file would leave its second worker idle):
+
+* ``generated``: recombined sentences, English and Chinese, 8% planted duplicates
+  (``corpus_gen.py``, as before);
+* ``docs-<real-mb>``: documentation installed on this machine, nothing downloaded
+  (``lmops.corpus.installed_docs``: Markdown, reST, HTML, markup left in);
+* ``docs-<mb>``: the same at the target size; if the machine holds less, records are
+  repeated with new ids and the output says how many.
+
+Each side runs as a fresh subprocess, timed from start to exit (imports included),
+``--repeats`` times in alternating order. lmops: ``ingest()`` with the ``web``
+profile, quality rules on, ``workers``. datatrove: ``JsonlReader`` ->
+``GopherRepetitionFilter`` -> ``GopherQualityFilter`` -> ``C4QualityFilter`` ->
+``FineWebQualityFilter`` -> ``JsonlWriter`` (datatrove defaults, each filter with an
+exclusion writer, as lmops writes its quarantine), ``LocalPipelineExecutor`` with
+the same ``workers``. lmops also does work datatrove does not do here; the output
+lists it. Decisions are joined on id. Everything is written to
+``<out>/ingest_throughput.json`` as well.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gzip
 import json
 import os
-import resource
+import platform
 import shutil
+import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+SHARDS = 8
+TARGET_RATIO, TARGET_MB, TARGET_WORKERS = 3.0, 50, 2
+RSS_SAMPLE_S = 0.2
+LMOPS_EXTRA_WORK = (
+    "schema check, normalisation (ftfy, NFC), language id (lingua) and the language "
+    "gate, toxicity scoring, PII redaction, exact and MinHash near dedup, GX "
+    "validation, Parquet shards + manifest + plots + Data Docs"
+)
+# Reason families after which lmops has already passed the quality rules
+# (signals.py checks language, then quality, then toxicity and PII; dedup comes last).
+_AFTER_QUALITY = ("toxicity", "pii", "dedup")
 
-def _rss_mb() -> tuple[float, float]:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return own, kids
+
+# --------------------------------------------------------------------------- the sides
 
 
-def run_ours(corpus: str, datasets: str, workers: int) -> dict:
-    """One lmops ingest (all five stages) in this process; prints JSON."""
+def side_lmops(corpus: Path, work: Path, workers: int) -> dict:
+    """One ``ingest()`` (all five stages); a version failing GX is parked, still measured."""
     from lmops.home import prepare_environment
 
     prepare_environment()
     from lmops.config import DataConfig
-    from lmops.data.ingest import ingest
+    from lmops.data.ingest import ingest, load_manifest
+    from lmops.errors import DataStandardError
 
+    profile = {"profile": "web"} if "profile" in DataConfig.model_fields else {}
+    cfg = DataConfig(workers=workers, quality_rules=True, **profile)
+    datasets = work / "datasets"
     t = time.perf_counter()
-    rep = ingest([corpus], DataConfig(workers=workers), Path(datasets))
-    total = time.perf_counter() - t
-    own, kids = _rss_mb()
+    try:
+        path, error = ingest([str(corpus)], cfg, datasets).path, None
+    except DataStandardError:  # parked as .rejected-<id> with its manifest
+        path, error = next(datasets.glob(".rejected-*")), "GX failed"
+    seconds = time.perf_counter() - t
+    m = load_manifest(path)
+    if error:
+        error += ": " + ", ".join(map(str, m["validation"]["failures"]))
     return {
-        "seconds": total,
-        "stage_seconds": rep.stage_seconds,
-        "input": rep.input,
-        "accepted": rep.accepted,
-        "bytes": rep.input_bytes,
-        "path": str(rep.path),
-        "rss_driver_mb": own,
-        "rss_worker_mb": kids,
-        "balanced": rep.balanced,
-        "reasons": dict(rep.reasons),
+        "seconds": seconds,
+        "profile": profile.get("profile", "default"),
+        "published": error is None,
+        "gx_error": error,
+        "stage_seconds": m["stage_seconds"],
+        "input": m["counts"]["input"],
+        "accepted": m["counts"]["accepted"],
+        "input_bytes": m["counts"]["input_bytes"],
+        "reasons": m["counts"]["reasons"],
+        "path": str(path),
     }
 
 
-def _subprocess(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def side_datatrove(corpus: Path, work: Path, workers: int) -> dict:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    def excluded(name: str) -> JsonlWriter:
+        return JsonlWriter(str(work / "excluded" / name))
+
+    files = sorted(corpus.glob("*.jsonl"))
+    t = time.perf_counter()
+    LocalPipelineExecutor(
+        pipeline=[
+            JsonlReader(str(corpus), glob_pattern="*.jsonl", text_key="text", id_key="id"),
+            GopherRepetitionFilter(exclusion_writer=excluded("gopher_repetition")),
+            GopherQualityFilter(exclusion_writer=excluded("gopher_quality")),
+            C4QualityFilter(exclusion_writer=excluded("c4")),
+            FineWebQualityFilter(exclusion_writer=excluded("fineweb")),
+            JsonlWriter(str(work / "kept")),
+        ],
+        tasks=max(workers, len(files)),
+        workers=workers,
+        logging_dir=str(work / "logs"),
+    ).run()
+    return {"seconds": time.perf_counter() - t}
+
+
+def _jsonl_gz(folder: Path):
+    for p in sorted(folder.rglob("*.jsonl.gz")):
+        with gzip.open(p, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                yield json.loads(line)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def timed(side: str, corpus: Path, work: Path, workers: int) -> dict:
+    """Run one side as a fresh process; wall time, RSS of its process tree, its JSON."""
+    import psutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = {**os.environ, "LMOPS_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1"}
+    cmd = [
+        sys.executable,
+        __file__,
+        "--side",
+        side,
+        str(corpus),
+        str(work),
+        "--workers",
+        str(workers),
+    ]
+    peak = {"tree": 0, "one": 0, "procs": 0}
+    with (work / "stdout").open("w") as out, (work / "stderr").open("w") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        done = threading.Event()
+
+        # Both executors start worker processes, which getrusage(RUSAGE_CHILDREN) only
+        # sees once reaped (datatrove's forkserver reaps its own), so the tree is sampled.
+        def sample() -> None:
+            while not done.wait(RSS_SAMPLE_S):
+                try:
+                    root = psutil.Process(proc.pid)
+                    tree = [root, *root.children(recursive=True)]
+                except psutil.Error:
+                    continue
+                rss = []
+                for p in tree:
+                    with contextlib.suppress(psutil.Error):  # exited since listed
+                        rss.append(p.memory_info().rss)
+                peak["tree"] = max(peak["tree"], sum(rss))
+                peak["one"] = max(peak["one"], max(rss, default=0))
+                peak["procs"] = max(peak["procs"], len(rss))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        proc.wait()
+        wall = time.perf_counter() - t
+        done.set()
+        sampler.join()
+    if proc.returncode:
+        raise SystemExit(f"{side} failed on {corpus}:\n{(work / 'stderr').read_text()[-3000:]}")
+    res = json.loads((work / "stdout").read_text().strip().splitlines()[-1])
+    return {
+        **res,
+        "wall": wall,
+        "rss_tree_peak_mb": peak["tree"] / 2**20,
+        "rss_max_process_mb": peak["one"] / 2**20,
+        "max_processes": peak["procs"],
+    }
+
+
+# --------------------------------------------------------------------------- corpora
+
+
+def _shard(records: list[str], dest: Path) -> None:
+    """Contiguous runs of records, about equal in bytes, into ``SHARDS`` files."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    total = sum(map(len, records))
+    fh, shard, written = None, -1, 0
+    for line in records:
+        if fh is None or (written >= total * (shard + 1) / SHARDS and shard < SHARDS - 1):
+            if fh:
+                fh.close()
+            shard += 1
+            fh = (dest / f"shard-{shard:04d}.jsonl").open("w", encoding="utf-8")
+        fh.write(line)
+        written += len(line)
+    fh.close()
+
+
+def docs_corpus(out: Path, mb: float) -> tuple[Path, str]:
+    """The installed-docs corpus at ``mb`` MB, sharded; repeated with new ids if short."""
+    from lmops.corpus.installed_docs import build_installed_docs
+
+    dest = out / f"corpus_docs_{mb:g}mb"
+    done = out / f"{dest.name}.note"  # outside the folder: lmops would ingest it
+    if done.exists():
+        return dest, done.read_text()
+    report = build_installed_docs(out / f"installed_docs_{mb:g}mb", int(mb * 1e6))
+    lines = (out / f"installed_docs_{mb:g}mb" / "docs.jsonl").read_text("utf-8").splitlines()
+    note = "; ".join(s.strip() for s in report.lines()[1:])
+    records, copy = [ln + "\n" for ln in lines], 0
+    while report.short and sum(len(r.encode()) for r in records) < mb * 1e6:
+        copy += 1
+        for ln in lines:
+            rec = json.loads(ln)
+            records.append(json.dumps({**rec, "id": f"{rec['id']}#copy{copy}"}) + "\n")
+    if copy:
+        note += (
+            f"; REPEATED: {report.files} real documents ({report.text_bytes / 1e6:.1f} MB) "
+            f"written {copy + 1} times with new ids to reach {mb:g} MB"
+        )
+    _shard(records, dest)
+    done.write_text(note)
+    return dest, note
+
+
+def generated_corpus(out: Path, mb: int) -> tuple[Path, str]:
+    from corpus_gen import generate
+
+    dest = out / f"corpus_generated_{mb}mb"
+    done = out / f"{dest.name}.done"
+    if not done.exists():
+        shutil.rmtree(dest, ignore_errors=True)
+        generate(dest, mb, shards=SHARDS)
+        done.write_text("ok")
+    return dest, "recombined stdlib docstrings + bilingual set, 30% Chinese, 8% duplicates"
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def lmops_decisions(version: Path, corpus: Path) -> dict[str, str]:
+    """id -> "keep" or the lmops reason family; quarantine rows name (file, line)."""
+    import pyarrow.parquet as pq
+
+    ids = {}
+    for f in sorted(corpus.glob("*.jsonl")):
+        with f.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, start=1):
+                ids[(str(f), n)] = json.loads(line)["id"]
+    out = {}
+    for f in sorted(version.glob("part-*.parquet")):
+        out.update(dict.fromkeys(pq.read_table(f, columns=["id"]).column(0).to_pylist(), "keep"))
+    for f in sorted(version.glob("quarantine-*.parquet")):
+        t = pq.read_table(f, columns=["source_file", "line", "rule"]).to_pydict()
+        for file, line, rule in zip(t["source_file"], t["line"], t["rule"], strict=True):
+            out[ids.get((file, line), f"{file}:{line}")] = rule
+    return out
+
+
+def datatrove_decisions(work: Path) -> dict[str, str]:
+    out = dict.fromkeys((d["id"] for d in _jsonl_gz(work / "kept")), "keep")
+    for folder in sorted((work / "excluded").glob("*")):
+        for d in _jsonl_gz(folder):
+            out[d["id"]] = f"{folder.name}:{d['metadata'].get('filter_reason', '?')}"
+    return out
+
+
+def _quality_verdict(lmops_reason: str) -> str | None:
+    """lmops' verdict on the quality rules alone, or None where it stopped before them."""
+    if lmops_reason == "keep" or lmops_reason.startswith(_AFTER_QUALITY):
+        return "keep"
+    if lmops_reason.startswith("quality"):
+        return "drop"
+    return None  # language, schema or parse: the quality rules never ran
+
+
+def agreement(lm: dict[str, str], dt: dict[str, str]) -> dict:
+    ids = sorted(lm.keys() & dt.keys())
+    cells: Counter = Counter()
+    q_cells: Counter = Counter()
+    pairs: Counter = Counter()
+    for i in ids:
+        a, b = lm[i] == "keep", dt[i] == "keep"
+        cells[(a, b)] += 1
+        q = _quality_verdict(lm[i])
+        if q is not None:
+            q_cells[(q == "keep", b)] += 1
+            if (q == "keep") != b:
+                pairs[f"lmops {lm[i]} / datatrove {dt[i]}"] += 1
+    n, nq = len(ids), sum(q_cells.values())
+    return {
+        "joined": n,
+        "only_lmops": len(lm.keys() - dt.keys()),
+        "only_datatrove": len(dt.keys() - lm.keys()),
+        "lmops_kept": sum(v == "keep" for v in lm.values()),
+        "datatrove_kept": sum(v == "keep" for v in dt.values()),
+        "both_keep": cells[(True, True)],
+        "lmops_only_keep": cells[(True, False)],
+        "datatrove_only_keep": cells[(False, True)],
+        "both_drop": cells[(False, False)],
+        "agree": (cells[(True, True)] + cells[(False, False)]) / max(n, 1),
+        "quality_docs": nq,
+        "quality_agree": (q_cells[(True, True)] + q_cells[(False, False)]) / max(nq, 1),
+        "quality_lmops_only_keep": q_cells[(True, False)],
+        "quality_datatrove_only_keep": q_cells[(False, True)],
+        "top_disagreements": pairs.most_common(8),
+        "lmops_reasons": Counter(lm.values()).most_common(),
+        "datatrove_reasons": Counter(dt.values()).most_common(),
+    }
 
 
 def tokenization(version: Path, work: Path) -> dict:
@@ -70,6 +339,7 @@ def tokenization(version: Path, work: Path) -> dict:
     from lmops.data.tokenize import ENCODE_BATCH, build_token_shards
     from lmops.tokenizer import load_tokenizer, train_or_reuse
 
+    shutil.rmtree(work, ignore_errors=True)  # cached shards would time nothing
     folder, tok_id, _ = train_or_reuse(
         lambda: (t for _, t in iter_texts(version)),
         TokenizerConfig(vocab_size=8192),
@@ -80,7 +350,7 @@ def tokenization(version: Path, work: Path) -> dict:
     tok = load_tokenizer(folder).backend_tokenizer
     t = time.perf_counter()
     n_raw = 0
-    for i in range(0, len(texts), ENCODE_BATCH):  # lmops' batch size: a like-for-like baseline
+    for i in range(0, len(texts), ENCODE_BATCH):  # lmops' batch size: like for like
         batch = texts[i : i + ENCODE_BATCH]
         n_raw += sum(len(e.ids) for e in tok.encode_batch(batch, add_special_tokens=False))
     raw = time.perf_counter() - t
@@ -88,98 +358,185 @@ def tokenization(version: Path, work: Path) -> dict:
     shards = build_token_shards(version, folder, tok_id, 0.05, work / "tokens")
     ours = time.perf_counter() - t
     n_ours = shards.train_tokens + shards.val_tokens
+    return {"raw_tokens_per_s": n_raw / raw, "ours_tokens_per_s": n_ours / ours, "tokens": n_ours}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def run_corpus(name: str, corpus: Path, out: Path, workers: int, repeats: int) -> dict:
+    runs: dict[str, list[dict]] = {"lmops": [], "datatrove": []}
+    load = [_load()]
+    for r in range(repeats):
+        for side in ("lmops", "datatrove") if r % 2 == 0 else ("datatrove", "lmops"):
+            print(f"  [{name}] run {r + 1}/{repeats} {side} ...", flush=True)
+            runs[side].append(timed(side, corpus, out / "work" / name / side, workers))
+    load.append(_load())
+    lm_work, dt_work = out / "work" / name / "lmops", out / "work" / name / "datatrove"
+    decisions = agreement(
+        lmops_decisions(Path(runs["lmops"][-1]["path"]), corpus), datatrove_decisions(dt_work)
+    )
+    shutil.rmtree(lm_work / "home", ignore_errors=True)
     return {
-        "raw_tokens_per_s": n_raw / raw,
-        "ours_tokens_per_s": n_ours / ours,
-        "tokens": n_ours,
-        "raw_tokens": n_raw,
+        "runs": runs,
+        "decisions": decisions,
+        "load": load,
+        "datatrove_steps": datatrove_step_seconds(dt_work),
     }
 
 
+def datatrove_step_seconds(work: Path) -> dict[str, float]:
+    """Per-step time from the executor's own stats (summed over tasks)."""
+    stats = json.loads((work / "logs" / "stats.json").read_text())
+    out = {}
+    for step in stats:
+        kind, _, name = "".join(ch for ch in step["name"] if ch.isascii()).partition(":")
+        key = f"{name.strip()} ({kind.strip(' -').lower()})"
+        out[key] = step.get("time_stats", {}).get("total", 0.0)
+    return out
+
+
+def _each(runs: list[dict]) -> str:
+    return " ".join(f"{r['wall']:.1f}" for r in runs)
+
+
+def summarise(name: str, note: str, res: dict, workers: int) -> list[str]:
+    lm, dt, d = res["runs"]["lmops"], res["runs"]["datatrove"], res["decisions"]
+    med = statistics.median
+    mb = lm[0]["input_bytes"] / 1e6
+    ratios = [d["wall"] / m["wall"] for m, d in zip(lm, dt, strict=True)]
+    lines = [
+        f"\n=== {name}: {mb:.1f} MB, {lm[0]['input']} docs, {workers} workers, "
+        f"{len(lm)} runs per side ===",
+        f"corpus: {note}",
+        f"machine: {res['load'][0]} before, {res['load'][1]} after",
+        f"{'':40}{'lmops':>12}{'datatrove':>12}",
+        f"{'wall s, median (whole process)':40}{med(r['wall'] for r in lm):12.1f}"
+        f"{med(r['wall'] for r in dt):12.1f}",
+        f"wall s, each run: lmops {_each(lm)}; datatrove {_each(dt)}",
+        f"{'MB/s (input / median wall)':40}{mb / med(r['wall'] for r in lm):12.2f}"
+        f"{mb / med(r['wall'] for r in dt):12.2f}",
+        f"{'peak RSS, process tree sum, MB *':40}{max(r['rss_tree_peak_mb'] for r in lm):12.0f}"
+        f"{max(r['rss_tree_peak_mb'] for r in dt):12.0f}",
+        f"{'peak RSS, largest process, MB *':40}{max(r['rss_max_process_mb'] for r in lm):12.0f}"
+        f"{max(r['rss_max_process_mb'] for r in dt):12.0f}",
+        f"{'processes in tree, max':40}{max(r['max_processes'] for r in lm):12d}"
+        f"{max(r['max_processes'] for r in dt):12d}",
+        f"{'documents kept':40}{lm[-1]['accepted']:12d}{d['datatrove_kept']:12d}",
+        f"* psutil samples of the whole process tree every {RSS_SAMPLE_S} s, max over runs; "
+        "the sum counts pages shared by forked workers once per process",
+        f"ratio datatrove/lmops wall: median {med(ratios):.2f}x "
+        f"(runs: {', '.join(f'{x:.2f}' for x in ratios)})",
+        f"lmops profile {lm[0]['profile']}; published: {lm[-1]['published']}"
+        + (f" ({lm[-1]['gx_error']})" if lm[-1]["gx_error"] else ""),
+        "lmops stages (median s, MB/s of input):",
+    ]
+    for stage in lm[0]["stage_seconds"]:
+        s = med(r["stage_seconds"][stage] for r in lm)
+        lines.append(f"  {stage:10}{s:8.1f} s {mb / s:9.2f} MB/s")
+    in_proc = med(r["seconds"] for r in lm)
+    startup = med(r["wall"] - r["seconds"] for r in lm)
+    lines.append(
+        f"  in-process total {in_proc:.1f} s; start-up and exit {startup:.1f} s; "
+        f"GX validation share {med(r['stage_seconds']['validate'] / r['seconds'] for r in lm):.1%}"
+    )
+    lines.append(
+        "datatrove steps (s summed over tasks, last run): "
+        + ", ".join(f"{k} {v:.1f}" for k, v in res["datatrove_steps"].items())
+    )
+    lines.append(f"lmops does on top of datatrove here: {LMOPS_EXTRA_WORK}")
+    lines += [
+        f"decisions joined on id ({d['joined']} docs; unmatched lmops {d['only_lmops']}, "
+        f"datatrove {d['only_datatrove']}):",
+        f"  both keep {d['both_keep']}, both drop {d['both_drop']}, lmops-only keep "
+        f"{d['lmops_only_keep']}, datatrove-only keep {d['datatrove_only_keep']}: "
+        f"agreement {d['agree']:.1%}",
+        f"  quality rules alone ({d['quality_docs']} docs lmops judged on quality): "
+        f"agreement {d['quality_agree']:.1%}, lmops-only keep {d['quality_lmops_only_keep']}, "
+        f"datatrove-only keep {d['quality_datatrove_only_keep']}",
+        "  lmops reasons: " + ", ".join(f"{k} {v}" for k, v in d["lmops_reasons"][:10]),
+        "  datatrove reasons: " + ", ".join(f"{k} {v}" for k, v in d["datatrove_reasons"][:10]),
+        "  top quality disagreements: "
+        + ("; ".join(f"{k}: {v}" for k, v in d["top_disagreements"]) or "none"),
+    ]
+    return lines
+
+
+def target_line(name: str, res: dict, mb: float, workers: int) -> str:
+    lm, dt = res["runs"]["lmops"], res["runs"]["datatrove"]
+    ratio = statistics.median(d["wall"] / m["wall"] for m, d in zip(lm, dt, strict=True))
+    verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
+    where = f"{name}, {workers} workers"
+    if (mb, workers) != (TARGET_MB, TARGET_WORKERS):
+        verdict += f" (target defined at {TARGET_MB} MB, {TARGET_WORKERS} workers: indicative)"
+    return f"\nTARGET lmops >= {TARGET_RATIO:g}x datatrove's wall ({where}): {ratio:.2f}x {verdict}"
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--mb", type=int, default=500, help="large corpus for lmops and RSS")
-    ap.add_argument("--small-mb", type=int, default=50, help="corpus both tools run on")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes, one run per side")
+    ap.add_argument("--repeats", type=int, help="runs per side (default 3; 1 with --quick)")
+    ap.add_argument("--workers", type=int, default=TARGET_WORKERS)
+    ap.add_argument("--mb", type=float, help=f"target docs size (default {TARGET_MB})")
+    ap.add_argument("--real-mb", type=float, help="smaller real docs corpus (default 20)")
+    ap.add_argument("--generated-mb", type=int, help="generated corpus (default 20; 0 = skip)")
     ap.add_argument("--out", type=Path, default=HERE / "out")
-    ap.add_argument("--worker-ours", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--side", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.worker_ours:
-        print(json.dumps(run_ours(*args.worker_ours, args.workers)))
+    if args.side:
+        fn = {"lmops": side_lmops, "datatrove": side_datatrove}[args.side[0]]
+        print(json.dumps(fn(Path(args.side[1]), Path(args.side[2]), args.workers)))
         return
 
-    from corpus_gen import generate
-    from datatrove_baseline import run_datatrove
-
-    out = args.out
+    small = (2, 4, 4) if args.quick else (20, 20, TARGET_MB)
+    real_mb = args.real_mb if args.real_mb is not None else small[0]
+    gen_mb = args.generated_mb if args.generated_mb is not None else small[1]
+    mb = args.mb if args.mb is not None else small[2]
+    repeats = args.repeats or (1 if args.quick else 3)
+    out = args.out / ("quick" if args.quick else "full")
+    print(
+        f"ingest_throughput: {platform.platform()}, Python {platform.python_version()}, "
+        f"{_load()}, {args.workers} workers, {repeats} runs per side"
+    )
     corpora = {}
-    for mb in (args.small_mb, args.mb):
-        path = out / f"corpus_{mb}mb"
-        if not (path / "done").exists():
-            shutil.rmtree(path, ignore_errors=True)
-            generate(path, mb)
-            (path / "done").write_text("ok")
-        corpora[mb] = path
-    results = {}
-    for mb, path in corpora.items():
-        ds = out / f"datasets_{mb}mb"
-        shutil.rmtree(ds, ignore_errors=True)
-        print(f"lmops ingest on {mb} MB ...", flush=True)
-        results[mb] = _subprocess(["--worker-ours", str(path), str(ds)])
-    work = out / "datatrove_work"
-    shutil.rmtree(work, ignore_errors=True)
-    print(f"datatrove on {args.small_mb} MB ...", flush=True)
-    dt = run_datatrove(corpora[args.small_mb], work, args.workers)
-    print("tokenization ...", flush=True)
-    shutil.rmtree(out / "tok_work", ignore_errors=True)  # cached shards would time nothing
-    tok = tokenization(Path(results[args.small_mb]["path"]), out / "tok_work")
-
-    small, large = results[args.small_mb], results[args.mb]
-    mbs = lambda r: r["bytes"] / 1e6 / r["seconds"]  # noqa: E731
-    dt_mbs = (
-        sum(f.stat().st_size for f in corpora[args.small_mb].glob("*.jsonl")) / 1e6 / dt["seconds"]
-    )
-    print(f"\n=== ingest throughput, {args.workers} worker processes ===")
-    print(f"{'':34}{'lmops':>12}{'datatrove':>12}{'ratio':>8}")
-    print(
-        f"{f'total MB/s ({args.small_mb} MB)':34}{mbs(small):12.3f}{dt_mbs:12.3f}"
-        f"{mbs(small) / dt_mbs:8.2f}x"
-    )
-    print(f"{f'total MB/s ({args.mb} MB)':34}{mbs(large):12.3f}")
-    for label, r in ((f"{args.small_mb} MB", small), (f"{args.mb} MB", large)):
-        print(
-            f"\nlmops stages on {label}: {r['input']} docs, {r['bytes'] / 1e6:.0f} MB, "
-            f"{r['input'] / r['seconds']:.0f} docs/s, accounting balanced={r['balanced']}"
-        )
-        for stage, s in r["stage_seconds"].items():
-            print(
-                f"  {stage:10} {s:8.1f} s  {r['bytes'] / 1e6 / s:8.2f} MB/s  "
-                f"{r['input'] / s:9.0f} docs/s"
+    if gen_mb:
+        corpora[f"generated-{gen_mb}mb"] = generated_corpus(out, gen_mb)
+    for size in dict.fromkeys((real_mb, mb)):
+        corpora[f"docs-{size:g}mb"] = docs_corpus(out, size)
+    results, lines = {}, []
+    for name, (path, note) in corpora.items():
+        print(f"{name}: {note}", flush=True)
+        results[name] = run_corpus(name, path, out, args.workers, repeats)
+        lines += summarise(name, note, results[name], args.workers)
+    small_docs, big_docs = results[f"docs-{real_mb:g}mb"], results[f"docs-{mb:g}mb"]
+    if real_mb != mb:
+        lines.append(
+            f"\nlmops peak RSS (tree) docs-{real_mb:g}mb -> docs-{mb:g}mb: "
+            + " -> ".join(
+                f"{max(r['rss_tree_peak_mb'] for r in x['runs']['lmops']):.0f} MB"
+                for x in (small_docs, big_docs)
             )
-        gx = r["stage_seconds"]["validate"] / r["seconds"]
-        print(f"  GX validation share of wall time: {gx:.1%}")
-        print(
-            f"  peak RSS: driver {r['rss_driver_mb']:.0f} MB, largest worker "
-            f"{r['rss_worker_mb']:.0f} MB"
         )
-    print(
-        f"\ndatatrove stages on {args.small_mb} MB: "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in dt["stage_seconds"].items())
-    )
-    print(
-        f"\nRSS growth {args.small_mb} MB -> {args.mb} MB: driver "
-        f"{small['rss_driver_mb']:.0f} -> {large['rss_driver_mb']:.0f} MB, worker "
-        f"{small['rss_worker_mb']:.0f} -> {large['rss_worker_mb']:.0f} MB"
-    )
-    print(
-        f"\ntokenization: lmops shards {tok['ours_tokens_per_s']:,.0f} tok/s vs raw "
-        f"encode_batch {tok['raw_tokens_per_s']:,.0f} tok/s = "
-        f"{tok['ours_tokens_per_s'] / tok['raw_tokens_per_s']:.2f}x "
-        f"({tok['tokens']:,} tokens)"
-    )
-    (out / "ingest_throughput.json").write_text(
-        json.dumps({"lmops": results, "datatrove": dt, "tokenization": tok}, indent=2)
-    )
+    tok = None
+    if gen_mb:
+        print("tokenization ...", flush=True)
+        version = Path(results[f"generated-{gen_mb}mb"]["runs"]["lmops"][-1]["path"])
+        tok = tokenization(version, out / "work" / "tokenization")
+        lines.append(
+            f"\ntokenization (generated-{gen_mb}mb accepted docs): lmops shards "
+            f"{tok['ours_tokens_per_s']:,.0f} tok/s vs raw encode_batch "
+            f"{tok['raw_tokens_per_s']:,.0f} tok/s = "
+            f"{tok['ours_tokens_per_s'] / tok['raw_tokens_per_s']:.2f}x ({tok['tokens']:,} tokens)"
+        )
+    lines.append(target_line(f"docs-{mb:g}mb", big_docs, mb, args.workers))
+    print("\n".join(lines))
+    summary = {"args": vars(args) | {"out": str(out)}, "results": results, "tokenization": tok}
+    (out / "ingest_throughput.json").write_text(json.dumps(summary, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -2,17 +2,17 @@
 
     lmops ingest path/to/corpus/ [--config tiny]
 
-One task per stage (read → annotate → decide → validate → publish); the work is
-in ``lmops.data.ingest``. An input whose version already exists is not processed
-again: the flow says so and returns the published version.
+``lmops.data.ingest.ingest`` runs the stages (hash → read → annotate → decide →
+validate → publish); this flow makes each a task and adds the MLflow run and the
+Prefect artifacts. An input whose version already exists is not processed again: the
+flow says so and returns the published version.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
@@ -20,10 +20,7 @@ from pydantic import BaseModel
 from lmops.config import RunConfig
 from lmops.corpus.sample import write_sample_corpus
 from lmops.data import ingest as lib
-from lmops.data.publish import StagedVersion
-from lmops.data.rules import load_standard
 from lmops.home import home
-from lmops.progress import reporter
 from lmops.safety.canaries import write_canary_file
 from pipelines.notify import notify_failure
 from pipelines.retry import transient_io_only
@@ -49,6 +46,7 @@ class DatasetVersion(BaseModel):
     validation_passed: bool = True
     sources: list[str]
     stage_seconds: dict[str, float] = {}
+    standard: dict = {}  # name, version, profile, digest, profiles
 
 
 @task(name="resolve-sources", **IO_RETRIES)
@@ -64,77 +62,78 @@ def resolve_sources(sources: list[str], canaries: int = 0) -> list[str]:
     return out
 
 
-@task(name="hash-sources", **IO_RETRIES)
-def hash_sources(sources: list[str], config: RunConfig) -> tuple[lib.SourceSet, str, bool]:
-    """The hashed files, the version id of this input, and whether it is already published."""
-    src = lib.hash_sources(sources)
-    vid = lib.version_id_for(load_standard(config.data), config.data, src.files, src.hashes)
-    return src, vid, (home().datasets / vid / "manifest.json").exists()
+# Each stage's task name and options: IO stages retry transient IO errors, CPU stages
+# (annotate, validate) do not: a retry would only repeat the same failure.
+NO_RETRIES = dict(cache_policy=NO_CACHE)
+STAGE_TASKS = {
+    "hash": ("hash-sources", IO_RETRIES),
+    "read": ("read-and-check-schema", IO_RETRIES),
+    "annotate": ("annotate-signals", NO_RETRIES),
+    "decide": ("decide-and-dedup", IO_RETRIES),
+    "validate": ("validate-with-gx", NO_RETRIES),
+    "publish": ("publish-version", IO_RETRIES),
+}
 
 
-@task(name="read-and-check-schema", **IO_RETRIES)
-def read_stage(src: lib.SourceSet, config: RunConfig, staged: StagedVersion):
-    with reporter().task("ingest: records read") as advance:
-        return lib.stage_read(src, config.data, load_standard(config.data), staged, advance)
-
-
-@task(name="annotate-signals", cache_policy=NO_CACHE)
-def annotate_stage(staged: StagedVersion, config: RunConfig, n_candidates: int) -> int:
-    """Normalise, language id, quality, toxicity, PII, MinHash: local pool or Ray Data."""
-    with reporter().task("ingest: documents scored", total=n_candidates) as advance:
-        return lib.stage_annotate(
-            staged, load_standard(config.data), config.data, n_candidates, advance
-        )
-
-
-@task(name="decide-and-dedup", **IO_RETRIES)
-def decide_stage(staged: StagedVersion, config: RunConfig, read):
-    return lib.stage_decide(staged, load_standard(config.data), config.data, read, home().datasets)
-
-
-@task(name="validate-with-gx", cache_policy=NO_CACHE)
-def validate_stage(staged: StagedVersion, config: RunConfig, stats: dict):
-    with reporter().task("ingest: Great Expectations"):
-        return lib.stage_validate(staged, load_standard(config.data), config.data, stats)
-
-
-@task(name="publish-version", **IO_RETRIES)
-def publish_stage(staged: StagedVersion, manifest: dict, outcome) -> tuple[str, bool]:
-    path, created = lib.stage_publish(staged, manifest, outcome, home().datasets)
-    return str(path), created
+def run_as_task(name: str, fn, *args, **kwargs):
+    """``lib.ingest``'s ``run_stage``: run the stage ``fn`` as its Prefect task."""
+    task_name, options = STAGE_TASKS[name]
+    return task(fn, name=task_name, **options)(*args, **kwargs)
 
 
 @task(name="log-ingest-to-mlflow", **IO_RETRIES)
-def log_to_mlflow(ds: DatasetVersion, config: RunConfig) -> str:
-    """An MLflow run per published version: counts, plots, manifest and Data Docs."""
+def log_to_mlflow(ds: DatasetVersion, config: RunConfig, failed: bool = False) -> str:
+    """An MLflow run per ingest: counts, plots, manifest, GX results and Data Docs.
+
+    A version that failed its standard (``failed``) gets the same evidence, from its
+    ``.rejected-<id>`` folder, in a run ended FAILED.
+    """
     import mlflow
 
     from lmops.tracking import configure_mlflow
 
     configure_mlflow(home(), config.registry.experiment)
     path = Path(ds.path)
-    with mlflow.start_run(
+    manifest = lib.load_manifest(path)
+    run = mlflow.start_run(
         run_name=f"ingest-{ds.version_id}",
-        tags={"lmops.kind": "ingest", "lmops.dataset_version": ds.version_id},
-    ) as run:
+        tags={
+            "lmops.kind": "ingest",
+            "lmops.dataset_version": ds.version_id,
+            "lmops.data_profile": ds.standard.get("profile", ""),
+            "lmops.data_standard": f"{ds.standard.get('name')} {ds.standard.get('version')}",
+            "lmops.standard_digest": ds.standard.get("digest", ""),
+            "lmops.validation": ds.validation,
+        },
+    )
+    status = "FAILED"
+    try:
         mlflow.log_metrics(
             {
                 "data/input": ds.input,
                 "data/accepted": ds.accepted,
                 "data/quarantined": ds.quarantined,
                 "data/accepted_bytes": ds.accepted_bytes,
+                "data/reject_rate": manifest["counts"]["reject_rate"],
                 **{f"data/reason/{k.replace(':', '.')}": v for k, v in ds.reasons.items()},
             }
         )
         mlflow.log_artifact(str(path / "manifest.json"), "data")
+        mlflow.log_dict(
+            {"suite": manifest["expectation_suite"], **manifest["validation"]},
+            "data/validation.json",
+        )
         for png in sorted(path.glob("plot_*.png")):
             mlflow.log_artifact(str(png), "data/plots")
         if (path / "data_docs").exists():
             mlflow.log_artifacts(str(path / "data_docs"), "data/data_docs")
+        status = "FAILED" if failed else "FINISHED"
         return run.info.run_id
+    finally:
+        mlflow.end_run(status)
 
 
-def publish_ingest_artifacts(ds: DatasetVersion, cached: bool) -> None:
+def publish_ingest_artifacts(ds: DatasetVersion, cached: bool, rejected: bool = False) -> None:
     rows = [{"rule": k, "count": v} for k, v in sorted(ds.reasons.items())]
     create_table_artifact(
         key="quarantine-by-rule",
@@ -142,18 +141,20 @@ def publish_ingest_artifacts(ds: DatasetVersion, cached: bool) -> None:
         description=f"Quarantined records per rule in {ds.version_id}",
     )
     stages = "".join(f"| {k} | {v:.2f} |\n" for k, v in ds.stage_seconds.items())
+    if cached:
+        state = "**Cache hit**: this input was already published; ingest skipped.\n\n"
+    elif rejected:
+        state = "**Rejected**: the dataset failed its standard; nothing was published.\n\n"
+    else:
+        state = ""
     create_markdown_artifact(
         key="dataset-version",
         markdown=(
-            f"# Dataset {ds.version_id}\n\n"
-            + (
-                "**Cache hit**: this input was already published; ingest skipped.\n\n"
-                if cached
-                else ""
-            )
-            + f"- input **{ds.input}** = accepted **{ds.accepted}** + quarantined "
+            f"# Dataset {ds.version_id}\n\n{state}"
+            f"- input **{ds.input}** = accepted **{ds.accepted}** + quarantined "
             f"**{ds.quarantined}**\n- languages: {ds.langs}\n- {ds.validation}\n"
-            f"- published: `{ds.path}`\n\n| stage | seconds |\n|---|---|\n{stages}"
+            f"- {'evidence kept in' if rejected else 'published'}: `{ds.path}`\n\n"
+            f"| stage | seconds |\n|---|---|\n{stages}"
         ),
         description="Accounting of the ingest run",
     )
@@ -186,6 +187,7 @@ def _to_model(rep: lib.IngestReport, sources: list[str]) -> DatasetVersion:
         validation_passed=not m["validation"]["failures"],
         sources=sources,
         stage_seconds=rep.stage_seconds or m.get("stage_seconds", {}),
+        standard=m.get("standard", {}),
     )
 
 
@@ -203,38 +205,24 @@ def published(ref: str) -> DatasetVersion:
 
 @flow(name="lmops-ingest", on_failure=[notify_failure], on_crashed=[notify_failure])
 def ingest_flow(config: RunConfig, sources: list[str] | None = None) -> DatasetVersion:
-    """Read → annotate → decide → validate (GX) → publish, with the accounting checked."""
+    """``lmops.data.ingest.ingest`` with each stage a task, then MLflow and artifacts.
+
+    A dataset that fails its standard is logged too (an MLflow run ended FAILED, with
+    the evidence of its ``.rejected-<id>`` folder) before the error is raised again.
+    """
     resolved = resolve_sources(list(sources or config.data.sources), config.data.canaries)
-    src, version_id, exists = hash_sources(resolved, config)
-    if exists:
-        rep = lib.report_from_manifest(home().datasets / version_id, False, None, {})
-        ds = _to_model(rep, resolved)
-        publish_ingest_artifacts(ds, cached=True)
-        return ds
-    staged = StagedVersion(home().datasets)
-    times: dict[str, float] = {}
     try:
-        t = time.perf_counter()
-        read = read_stage(src, config, staged)
-        times["read"] = time.perf_counter() - t
-        t = time.perf_counter()
-        annotate_stage(staged, config, read.n_candidates)
-        times["annotate"] = time.perf_counter() - t
-        t = time.perf_counter()
-        dec = decide_stage(staged, config, read)
-        times["decide"] = time.perf_counter() - t
-        stats = lib.dataset_stats(read, dec)
-        t = time.perf_counter()
-        outcome = validate_stage(staged, config, stats)
-        times["validate"] = time.perf_counter() - t
-        manifest = lib.build_manifest(
-            load_standard(config.data), config.data, read, dec, stats, outcome, times
-        )
-        path, created = publish_stage(staged, manifest, outcome)
-    except BaseException:
-        staged.discard()
+        rep = lib.ingest(resolved, config.data, home().datasets, run_stage=run_as_task)
+    except lib.RejectedVersion as rejected:
+        ds = _to_model(lib.report_from_manifest(rejected.path, False, None, {}), resolved)
+        try:
+            log_to_mlflow(ds, config, failed=True)
+            publish_ingest_artifacts(ds, cached=False, rejected=True)
+        except Exception as e:  # the evidence may be lost; the verdict must still reach the user
+            get_run_logger().warning("could not log the rejected %s: %s", ds.version_id, e)
         raise
-    ds = _to_model(lib.report_from_manifest(Path(path), created, outcome, times), resolved)
-    log_to_mlflow(ds, config)
-    publish_ingest_artifacts(ds, cached=False)
+    ds = _to_model(rep, resolved)
+    if not rep.cached:
+        log_to_mlflow(ds, config)
+    publish_ingest_artifacts(ds, cached=rep.cached)
     return ds

@@ -44,14 +44,21 @@ class DataConfig(_Frozen):
         "paragraph",
         description="Plain-text files: one document per file or per blank-line paragraph.",
     )
-    min_chars: int = Field(20, ge=1, description="Shorter documents are quarantined as too_short.")
-    max_chars: int = Field(
-        1_000_000, ge=1, description="Longer documents are quarantined as too_long."
+    min_chars: int | None = Field(
+        None, ge=1, description="Shorter documents are quarantined; unset = the standard's."
+    )
+    max_chars: int | None = Field(
+        None, ge=1, description="Longer documents are quarantined; unset = the standard's."
     )
     val_fraction: float = Field(
         0.05, gt=0, lt=0.5, description="Share of documents (by content hash) held out."
     )
-    standard: str = Field("v1", description="Data standard in lmops/data/standards, or a path.")
+    standard: str = Field("v1", description="Data standard in lmops/data/standard, or a path.")
+    profile: str | None = Field(
+        None,
+        description="Profile of the standard (web, docs, short) or a TOML file extending one; "
+        "unset = the standard's default.",
+    )
     quality_overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Per-language threshold overrides, e.g. {en = {min_words = 20}}.",

@@ -14,26 +14,62 @@ created, and so does any experiment created without an explicit location. An exp
 location cannot be changed through MLflow's API, so :func:`keep_artifacts_in_home` rewrites
 such defaulted locations in the home's own database. Runs and models logged earlier keep the
 location stored with them and stay readable where they are.
+
+MLflow is imported inside the functions: importing this module costs nothing, so the
+CLI can start :func:`create_store_in_background` before anything heavy is loaded.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 from urllib.parse import unquote, urlparse
-
-import mlflow
-from mlflow import MlflowClient
 
 from lmops.home import Home, home
 
 log = logging.getLogger(__name__)
 
+# Creates the store as MlflowClient does on first use, at a lower priority than the
+# processes the ingest waits for (this one and Prefect's API server).
+_CREATE_STORE = (
+    "import gc, os, sys; gc.set_threshold(10_000); os.nice(10); "
+    "import mlflow; mlflow.MlflowClient(sys.argv[1])"
+)
+_store_creation: subprocess.Popen | None = None
+
+
+def create_store_in_background(h: Home) -> None:
+    """Create and migrate a new home's MLflow database in a child process, starting now.
+
+    MLflow builds a new SQLite store by running every schema migration on first use, at
+    the end of a new home's first ingest: 2 s measured on a quiet 2-core machine, 7 s on
+    a loaded one. Started at the beginning instead, it runs while the ingest waits for
+    Prefect's API (which migrates its own new database meanwhile). The child has its own
+    session, so a Ctrl-C on the CLI does not stop it halfway through the migrations;
+    :func:`configure_mlflow` waits for it, so one process at a time migrates the store.
+    Does nothing for an existing database or a tracking server.
+    """
+    global _store_creation
+    if _store_creation is None and h.embedded_mlflow and not h.mlflow_db.exists():
+        _store_creation = subprocess.Popen(
+            [sys.executable, "-c", _CREATE_STORE, h.tracking_uri], start_new_session=True
+        )
+
 
 def configure_mlflow(h: Home, experiment: str) -> str:
     """Point MLflow at the home's store, make ``experiment`` the active one; return its id."""
+    import mlflow
+
+    global _store_creation
+    if _store_creation is not None:
+        # Its exit code does not matter: if it failed, MLflow below does the same work
+        # in this process and reports any error as before.
+        _store_creation.wait()
+        _store_creation = None
     mlflow.set_tracking_uri(h.tracking_uri)
     exp_id = ensure_experiment(experiment, h=h)
     mlflow.set_experiment(experiment_id=exp_id)
@@ -46,6 +82,9 @@ def ensure_experiment(name: str, tags: dict[str, str] | None = None, h: Home | N
     Use this instead of ``create_experiment`` for any experiment lmops writes to, so its
     runs never take MLflow's working-directory default. Assumes the tracking URI is set.
     """
+    import mlflow
+    from mlflow import MlflowClient
+
     h = h or home()
     client = MlflowClient()
     exp = client.get_experiment_by_name(name)

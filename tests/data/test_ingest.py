@@ -55,7 +55,8 @@ def test_changed_input_gives_new_version(tmp_path):
 def test_manifest_records_counts_stages_standard_and_source_hashes(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", [good_doc(i) for i in range(30)])
     m = load_manifest(ingest([src], CFG, tmp_path / "ds").path)
-    assert m["standard_version"] == "1.0.0" and m["counts"]["accepted"] == 30
+    assert m["standard_version"] == "1.1.0" and m["counts"]["accepted"] == 30
+    assert m["standard"]["profile"] == "web" and len(m["standard"]["digest"]) == 16
     assert m["counts"]["stages"]["read"] == {"in": 30, "out": 30}
     assert len(m["sources"][0]["sha256"]) == 64 and len(m["content_digest"]) == 64
 
@@ -127,3 +128,15 @@ def test_text_files_split_into_paragraphs(tmp_path):
     (tmp_path / "a.txt").write_text("\n\n".join(paras) + "\n")
     rep = ingest([str(tmp_path / "a.txt")], CFG, tmp_path / "ds")
     assert rep.accepted == 30
+
+
+def test_c4_lines_removed_from_accepted_documents_are_counted(tmp_path):
+    from lmops.data.signals import ANNOTATED_SCHEMA
+
+    if "c4_lines_removed" not in ANNOTATED_SCHEMA.names:
+        pytest.skip("annotate does not report C4 line removals yet")
+    docs = [good_doc(i) for i in range(30)]
+    for d in docs[:3]:
+        d["text"] += "\nClick here\nRead more"  # lines too short for C4: both go
+    rep = ingest([write_jsonl(tmp_path / "in.jsonl", docs)], CFG, tmp_path / "ds")
+    assert load_manifest(rep.path)["counts"]["c4_lines_removed"] == 6

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lmops.data.licenses import card_license, license_counts, license_note
-from lmops.data.schema import ACCEPTED_SCHEMA
+from lmops.data.standard.schema import ACCEPTED_SCHEMA
 
 
 def write_shard(path, licenses):

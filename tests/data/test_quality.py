@@ -8,16 +8,18 @@ from collections import Counter
 
 import pytest
 
-from lmops.data.quality import (
-    EN_DEFAULTS,
-    OTHER_DEFAULTS,
-    UNSEGMENTED_DEFAULTS,
-    ZH_DEFAULTS,
+from lmops.data.standard import resolve
+from lmops.data.standard.quality import (
     QualityThresholds,
     quality_decision,
     quality_signals,
     thresholds_for,
 )
+
+EN_DEFAULTS = thresholds_for("en")
+ZH_DEFAULTS = thresholds_for("zh")
+OTHER_DEFAULTS = thresholds_for("fr")
+UNSEGMENTED_DEFAULTS = thresholds_for("ja")
 
 EN_TEXT = (
     "The history of the printing press is closely tied to the spread of literacy in "
@@ -65,6 +67,8 @@ def test_default_figures() -> None:
     assert (en.min_terminal_punct_lines_ratio, en.max_short_lines_ratio) == (0.12, 0.67)
     assert (en.fineweb_max_dup_line_char_ratio, en.max_newline_per_word) == (0.1, 0.3)
     assert en.c4_lorem_ipsum and not zh.c4_lorem_ipsum
+    assert (en.c4_max_word_length, en.c4_min_words_per_line, en.c4_min_sentences) == (1000, 3, 5)
+    assert zh.c4_min_sentences is None and not zh.c4_curly_bracket
 
     assert (zh.min_chars, zh.min_mean_line_length, zh.min_cjk_ratio) == (200, 10, 0.30)
     assert (zh.min_mean_word_length, zh.max_mean_word_length) == (1, 5)
@@ -82,6 +86,22 @@ def test_thresholds_are_frozen_and_validated() -> None:
         EN_DEFAULTS.min_words = 10  # type: ignore[misc]
     with pytest.raises(ValueError):
         QualityThresholds(max_dup_ngram_ratio=((11, 0.1),))
+    with pytest.raises(ValueError, match="list of strings"):
+        QualityThresholds(c4_policy_phrases="cookies")  # type: ignore[arg-type]
+
+
+def test_loader_turns_toml_values_into_switches_phrases_and_pairs(tmp_path) -> None:
+    from lmops.data.standard import resolve
+
+    user = tmp_path / "p.toml"
+    user.write_text(
+        "[quality.en]\nc4_javascript = false\nmin_words = false\n"
+        'c4_policy_phrases = ["use cookies"]\nmax_top_ngram_ratio = [[2, 0.5]]\n'
+    )
+    th = resolve("v1", str(user)).thresholds_for("en")
+    assert th.c4_javascript is False and th.min_words is None
+    assert th.c4_policy_phrases == ("use cookies",)
+    assert th.max_top_ngram_ratio == ((2, 0.5),)
 
 
 def test_thresholds_for_language_fallbacks() -> None:
@@ -89,9 +109,9 @@ def test_thresholds_for_language_fallbacks() -> None:
     assert thresholds_for("en-US") is EN_DEFAULTS
     assert thresholds_for("zh") is ZH_DEFAULTS
     assert thresholds_for("zh_Hans") is ZH_DEFAULTS
-    assert thresholds_for("fr") is OTHER_DEFAULTS
+    assert thresholds_for("de") is OTHER_DEFAULTS
     assert OTHER_DEFAULTS.min_stopwords is None
-    assert thresholds_for("ja") is UNSEGMENTED_DEFAULTS
+    assert thresholds_for("th") is UNSEGMENTED_DEFAULTS
     assert UNSEGMENTED_DEFAULTS.min_words is None
     assert UNSEGMENTED_DEFAULTS.max_top_ngram_ratio == ()
 
@@ -224,19 +244,37 @@ def test_lorem_ipsum_is_a_c4_reason() -> None:
     assert decide(doc, "en") == (False, "c4:lorem_ipsum")
 
 
-def test_code_with_braces_is_not_dropped_by_c4() -> None:
+def test_braces_drop_web_text_but_not_documentation() -> None:
     doc = EN_TEXT + "\n\nIn the example the function body is written as { return the value; }."
-    assert decide(doc, "en") == (True, None)
+    assert decide(doc, "en") == (False, "c4:curly_bracket")
+    docs = resolve("v1", "docs").thresholds_for("en")
+    assert quality_decision(quality_signals(doc, "en", docs), "en", docs) == (True, None)
+
+
+def test_too_few_sentences_is_a_c4_reason() -> None:
+    # Two paragraphs of five sentences pass; dropping the last three leaves two.
+    assert decide(EN_TEXT, "en") == (True, None)
+    two = EN_TEXT.split("\n\n")[0]
+    s = quality_signals(two, "en", dataclasses.replace(EN_DEFAULTS, min_words=10))
+    assert s["too_few_sentences"] == 1.0
+    assert quality_decision(s, "en", dataclasses.replace(EN_DEFAULTS, min_words=10)) == (
+        False,
+        "c4:too_few_sentences",
+    )
 
 
 def test_terminal_punctuation_only_applies_to_multiline_documents() -> None:
     sentences = EN_TEXT.replace("\n\n", " ").split(". ")
     multi = "\n".join(s.rstrip(".") for s in sentences)
-    assert quality_signals(multi, "en")["n_lines"] > 1
+    assert quality_signals(multi, "en")["fineweb_n_lines"] > 1
     assert decide(multi, "en") == (False, "fineweb:terminal_punct_lines_ratio")
+    # Without full stops a single line is one sentence: C4 drops it, FineWeb would not.
     single = " ".join(s.rstrip(".") for s in sentences)
-    assert quality_signals(single, "en")["terminal_punct_lines_ratio"] == 0.0
-    assert decide(single, "en") == (True, None)
+    assert decide(single, "en") == (False, "c4:too_few_sentences")
+    no_c4 = dataclasses.replace(EN_DEFAULTS, c4_min_sentences=None)
+    s = quality_signals(single, "en", no_c4)
+    assert s["terminal_punct_lines_ratio"] == 0.0
+    assert quality_decision(s, "en", no_c4) == (True, None)
 
 
 def test_short_lines_fail_fineweb() -> None:
@@ -257,7 +295,9 @@ def test_first_failing_rule_wins_in_a_stable_order() -> None:
 
 def test_custom_thresholds() -> None:
     # Tiny documents trip the top-2-gram share (one 2-gram is 20% of 44 chars) too.
-    relaxed = dataclasses.replace(EN_DEFAULTS, min_words=3, max_top_ngram_ratio=())
+    relaxed = dataclasses.replace(
+        EN_DEFAULTS, min_words=3, max_top_ngram_ratio=(), c4_min_sentences=None
+    )
     s = quality_signals("The quick brown fox jumps over the lazy dog.", "en")
     assert quality_decision(s, "en") == (False, "gopher_quality:n_words")
     assert quality_decision(s, "en", relaxed) == (True, None)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lmops.config import ModelConfig, TokenizerConfig
-from lmops.data.standard import check_schema, normalise
+from lmops.data.standard.records import check_schema, normalise
 from lmops.models.presets import build_hf_config, build_model
 from lmops.tokenizer import train_tokenizer
 from lmops.training.objectives.mlm import MaskedLM, MLMConfig, add_mask_token

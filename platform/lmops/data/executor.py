@@ -18,8 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lmops.data.rules import Standard
 from lmops.data.signals import annotate_table
+from lmops.data.standard import Standard
 
 
 def _batches(files: list[Path], rows: int) -> Iterator[pa.Table]:
@@ -52,11 +52,13 @@ def map_ray(files: list[Path], std: Standard, rows: int) -> Iterator[pa.Table]:
     The staging folder must be on storage every Ray node can read (a shared
     ``LMOPS_HOME``), as with any Ray Data job reading files.
     """
-    import ray
     import ray.data
 
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False, logging_level="ERROR")
+    from lmops.ray_runtime import ensure_ray
+
+    # The one entry point: it passes the runtime environment (MLflow and Prefect
+    # credentials, GX analytics off) to the workers that run annotate_table.
+    ensure_ray()
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ds = ray.data.read_parquet([str(f) for f in files])

@@ -1,7 +1,9 @@
 """Ingest: stream sources through the data standard into a dataset version.
 
-Stages (each a Prefect task in ``pipelines/ingest.py``, each testable alone):
+:func:`ingest` runs the stages in order; each is testable alone, and the Prefect flow
+(``pipelines/ingest.py``) passes a ``run_stage`` that runs each as a task:
 
+0. ``hash``     hash the source files: the version id, and a cache hit ends here
 1. ``read``     parse and schema-check every record -> candidates (Parquet, staged)
 2. ``annotate`` normalise, language id, quality, toxicity, PII, MinHash (parallel)
 3. ``decide``   reasons, exact and near dedup (also against earlier versions)
@@ -10,6 +12,7 @@ Stages (each a Prefect task in ``pipelines/ingest.py``, each testable alone):
 
 Every input record ends accepted or quarantined with a reason, and
 ``input == accepted + quarantined`` is checked before anything is published.
+A stage may be retried: it replaces, never appends to, what an earlier attempt wrote.
 The version id is a content hash: the same input gives the same version.
 """
 
@@ -23,20 +26,24 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import numpy as np
 
 from lmops.config import DataConfig
-from lmops.data import standard
-from lmops.data.publish import StagedVersion, _BufferedWriter
-from lmops.data.readers import expand_sources, read_source_file
-from lmops.data.rules import Standard, load_standard
+from lmops.data.publish import StagedVersion
+from lmops.data.quarantine import HEAD_CHARS, quarantine_row, reason_family
+from lmops.data.readers import MAX_RECORD_PREVIEW, expand_sources, read_source_file
+from lmops.data.standard import Standard, load_standard, profile_hint, records
 from lmops.data.validate import ValidationOutcome, validate_dataset
 from lmops.errors import DataStandardError, SourceError
+from lmops.progress import reporter
 from lmops.text.pii import KINDS as PII_KINDS
 
 CANDIDATE_ROWS = 20_000
+# DataConfig fields that do not change what an ingest publishes.
+NOT_IN_VERSION_ID = {"sources", "workers", "batch_rows", "val_fraction"}
 PII_COLUMNS = tuple(f"pii_{k}" for k in PII_KINDS)
 
 
@@ -56,6 +63,7 @@ class IngestReport:
     validation: ValidationOutcome | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     input_bytes: int = 0
+    cached: bool = False  # the version was already published: nothing ran past ``hash``
 
     @property
     def balanced(self) -> bool:
@@ -91,6 +99,18 @@ class DecideResult:
     langs: Counter
     accepted_bytes: int
     pii_redactions: dict[str, int]
+    c4_lines_removed: int | None = None  # None: the annotated rows do not carry the count
+
+
+class RejectedVersion(DataStandardError):
+    """The dataset failed its standard: nothing was published; the evidence is at ``path``."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path
+
+    def __reduce__(self):  # picklable with ``path``, as Prefect may store a task's error
+        return type(self), (str(self), self.path)
 
 
 def file_sha256(path: str) -> tuple[str, int]:
@@ -102,33 +122,21 @@ def file_sha256(path: str) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def reason_family(reason: str) -> str:
-    """``schema:missing:text`` -> ``schema:missing``: the counting key for a reason."""
-    return ":".join(reason.split(":")[:2])
-
-
-def quarantine_row(file: str, line: int, reason: str, record: str) -> dict:
-    return {
-        "source_file": file,
-        "line": line,
-        "rule": reason_family(reason),
-        "reason": reason,
-        "record": record[:2000],
-    }
-
-
 # --------------------------------------------------------------------------- stage 1
 
 
 def version_id_for(std: Standard, cfg: DataConfig, files: list[str], hashes: dict[str, str]) -> str:
-    """The version id: a hash of the standard, the ingest config and the source contents.
+    """The version id: a hash of the resolved standard, the ingest config and the sources.
 
     Computed before any record is processed, so an unchanged input is recognised at
     once and its published version reused (no duplicate, and the ingest is skipped).
+    ``std.digest`` covers every threshold, word list and the GX suite; settings that
+    only later stages read (the validation split) or that change speed, not output,
+    are left out.
     """
     h = hashlib.sha256()
-    data_cfg = cfg.model_dump(mode="json", exclude={"sources", "workers", "batch_rows"})
-    h.update(json.dumps([std.name, std.version, data_cfg], sort_keys=True).encode())
+    data_cfg = cfg.model_dump(mode="json", exclude=NOT_IN_VERSION_ID)
+    h.update(json.dumps([std.name, std.digest, data_cfg], sort_keys=True).encode())
     for f in files:
         h.update(hashes[f].encode())
     return "ds-" + h.hexdigest()[:16]
@@ -163,28 +171,31 @@ def stage_read(
     progress: Callable[[int], None] | None = None,
 ) -> ReadResult:
     """Parse every record and check it against schema v1; bad ones are quarantined."""
-    from lmops.data.schema import CANDIDATE_SCHEMA
+    from lmops.data.standard.schema import CANDIDATE_SCHEMA
 
     files, hashes, total = src.files, src.hashes, src.total_bytes
-    out = _BufferedWriter(staged.path, "candidates", CANDIDATE_SCHEMA, CANDIDATE_ROWS)
+    out = staged.writer("candidates", CANDIDATE_SCHEMA, CANDIDATE_ROWS)
+    quarantine = staged.quarantine("1-read")
     reasons: Counter = Counter()
     seen_ids: set[str] = set()
     n_input = n_cand = 0
     for path in files:
-        for item in read_source_file(path, cfg.text_mode):
+        for item in read_source_file(path, cfg.text_mode, code_blocks=std.code_blocks):
             n_input += 1
             if progress and n_input % 1000 == 0:
                 progress(n_input)
-            if item.error:
+            cut = False
+            if item.error:  # the reader keeps a preview of the raw bytes
                 why, record = f"parse:{item.error}", item.raw
+                cut = len(item.raw) >= MAX_RECORD_PREVIEW
             else:
                 record = json.dumps(item.payload, ensure_ascii=False, default=str)
-                rec, why = standard.check_schema(item.payload, item.file, item.line)
+                rec, why = records.check_schema(item.payload, item.file, item.line)
                 if not why and rec.id in seen_ids:
                     why = f"schema:duplicate_id:{rec.id[:80]}"
             if why:
                 reasons[reason_family(why)] += 1
-                staged.quarantine.add(quarantine_row(item.file, item.line, why, record))
+                quarantine.add(quarantine_row(item.file, item.line, why, record, cut))
                 continue
             seen_ids.add(rec.id)
             n_cand += 1
@@ -197,10 +208,11 @@ def stage_read(
                     "meta": rec.meta,
                     "file": item.file,
                     "line": item.line,
-                    "record": record[:2000],
+                    "record": record[:HEAD_CHARS],
                 }
             )
     out.close()
+    quarantine.close()
     return ReadResult(
         version_id_for(std, cfg, files, hashes), files, hashes, total, n_input, n_cand, reasons
     )
@@ -223,7 +235,7 @@ def stage_annotate(
     files = sorted(staged.path.glob("candidates-*.parquet"))
     # A pool costs seconds to start: small inputs run in-process.
     workers = 1 if n_candidates < 2 * cfg.batch_rows else cfg.workers
-    out = _BufferedWriter(staged.path, "annotated", ANNOTATED_SCHEMA, CANDIDATE_ROWS)
+    out = staged.writer("annotated", ANNOTATED_SCHEMA, CANDIDATE_ROWS)
     done = 0
     for table in annotate(files, std, cfg.batch_rows, workers):
         for batch in table.to_batches():
@@ -232,8 +244,6 @@ def stage_annotate(
         if progress:
             progress(done)
     out.close()
-    for f in files:
-        f.unlink()
     return done
 
 
@@ -263,16 +273,17 @@ def stage_decide(
     Two streaming passes over the annotated rows with the dedup decided in between on
     flat arrays (``minhash_dedup``), so memory grows by tens of bytes per document.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
     from numpy.lib.format import open_memmap
 
     from lmops.data.minhash_dedup import resolve
     from lmops.data.near_dedup import BANDS, NUM_PERM, ROWS
-    from lmops.data.schema import METRICS_SCHEMA
+    from lmops.data.standard.schema import METRICS_SCHEMA
 
     files = sorted(staged.path.glob("annotated-*.parquet"))
     n = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    # Lines the C4 filter took out of each text: summed where annotate writes the column.
+    has_c4 = bool(files) and "c4_lines_removed" in pq.ParquetFile(files[0]).schema_arrow.names
     prev_keys, prev_sigs = _previous_signatures(datasets_root, std, read.version_id)
     n_prev = sum(len(k) for k in prev_keys)
     sigs = open_memmap(
@@ -313,8 +324,11 @@ def stage_decide(
         dup_of = resolve(sigs, eligible & ~exact, n_prev, same_doc, BANDS, ROWS, std.min_jaccard)
 
     # Pass 2: write the decisions in input order.
-    metrics = _BufferedWriter(staged.path, "metrics", METRICS_SCHEMA, 10**12)
+    accepted = staged.accepted()
+    quarantine = staged.quarantine("3-decide")
+    metrics = staged.writer("metrics", METRICS_SCHEMA, 10**12)
     reasons, langs, pii = Counter(), Counter(), Counter()
+    c4_lines = 0
     content = hashlib.sha256()
     kept = array("q")  # compact: 8 bytes per accepted document
     kept_keys = bytearray()  # 40 bytes per accepted document
@@ -329,9 +343,13 @@ def stage_decide(
             why = f"dedup:near:{prev_names[j] if j < n_prev else f'{int(same_doc[j]):016x}'}"
         if why:
             reasons[reason_family(why)] += 1
-            staged.quarantine.add(quarantine_row(row["file"], row["line"], why, row["record"]))
+            quarantine.add(
+                quarantine_row(
+                    row["file"], row["line"], why, row["record"], doc_pii_hits=row["pii_hits"]
+                )
+            )
             continue
-        staged.accepted.add(
+        accepted.add(
             {k: row[k] for k in ("id", "text", "source", "lang", "license", "meta", "doc_hash")}
         )
         metrics.add({k: row[k] for k in metric_cols})
@@ -343,20 +361,16 @@ def stage_decide(
         for k in PII_COLUMNS:
             if row[k]:
                 pii[k[4:]] += row[k]
+        c4_lines += row.get("c4_lines_removed") or 0
         kept.append(i)
         kept_keys.extend(row["doc_hash"].encode())
         n_acc += 1
         acc_bytes += len(row["text"].encode("utf-8"))
-    metrics.close()
-    if not list(staged.path.glob("metrics-*.parquet")):
-        pq.write_table(
-            pa.Table.from_pylist([], schema=METRICS_SCHEMA), staged.path / "metrics-00000.parquet"
-        )
+    for w in (accepted, quarantine, metrics):
+        w.close()
     _save_signatures(staged.path, sigs, np.asarray(kept, dtype=np.int64), bytes(kept_keys))
     del sigs
     (staged.path / "sigs.tmp.npy").unlink()
-    for f in files:
-        f.unlink()
     n_exact = int(exact.sum())
     n_near = int((dup_of[n_prev:] >= 0).sum())
     return DecideResult(
@@ -369,6 +383,7 @@ def stage_decide(
         langs,
         acc_bytes,
         dict(pii),
+        c4_lines if has_c4 else None,
     )
 
 
@@ -429,7 +444,7 @@ def build_manifest(
     return {
         "version_id": dec.version_id,
         "content_digest": dec.content_digest,
-        "standard": {"name": std.name, "version": std.version},
+        "standard": std.summary(),
         "standard_version": std.version,
         "expectation_suite": outcome.suite,
         "config": cfg.model_dump(mode="json", exclude={"sources"}),
@@ -450,6 +465,7 @@ def build_manifest(
             "accepted_bytes": dec.accepted_bytes,
             "input_bytes": read.input_bytes,
             "pii_redactions": dec.pii_redactions,
+            **({} if dec.c4_lines_removed is None else {"c4_lines_removed": dec.c4_lines_removed}),
         },
         "validation": {
             "success": outcome.success,
@@ -464,7 +480,8 @@ def build_manifest(
 def stage_publish(
     staged: StagedVersion, manifest: dict, outcome: ValidationOutcome, datasets_root: Path
 ) -> tuple[Path, bool]:
-    """Publish atomically, or park a failing version as ``.rejected-<id>`` and raise."""
+    """Publish atomically, or park a failing version as ``.rejected-<id>`` and raise
+    :class:`RejectedVersion`."""
     from lmops.data.plots import write_plots
 
     write_plots(staged.path, manifest)
@@ -473,55 +490,72 @@ def stage_publish(
         staged.discard()
         raise DataStandardError(f"accounting mismatch for {version_id}: {manifest['counts']}")
     if not outcome.success:
-        rejected = datasets_root / f".rejected-{version_id}"
-        staged.finish(f".rejected-{version_id}", manifest)
-        raise DataStandardError(
+        rejected, _ = staged.finish(f".rejected-{version_id}", manifest)
+        raise RejectedVersion(
             f"dataset failed the data standard ({outcome.summary()}); nothing was published. "
-            f"Inspect {rejected}/quarantine-*.parquet and fix the sources or the standard."
+            f"Inspect {rejected}/quarantine-*.parquet and fix the sources, or choose the "
+            f"profile that fits them. {profile_hint(manifest['standard'])}",
+            rejected,
         )
     return staged.finish(version_id, manifest)
+
+
+def run_directly(name: str, fn: Callable, *args, **kwargs) -> Any:
+    """The default ``run_stage``: call the stage in this process, once."""
+    return fn(*args, **kwargs)
 
 
 def ingest(
     sources: list[str],
     cfg: DataConfig,
     datasets_root: Path,
-    progress: Callable[[int], None] | None = None,
     data_docs: bool = True,
+    run_stage: Callable[..., Any] = run_directly,
 ) -> IngestReport:
-    """All five stages in one call (the Prefect flow runs them as separate tasks)."""
+    """Hash the sources, then read -> annotate -> decide -> validate -> publish.
+
+    ``run_stage(name, fn, *args, **kwargs)`` runs each stage and returns its result; the
+    Prefect flow passes one that runs the stage as a task with that stage's retries.
+    An input already published returns its version (``cached``) after ``hash``. A
+    dataset that fails the standard raises :class:`RejectedVersion`.
+    """
     std = load_standard(cfg)
-    src = hash_sources(sources)
+    times: dict[str, float] = {}
+
+    def stage(name: str, fn: Callable, *args) -> Any:
+        t = time.perf_counter()
+        out = run_stage(name, fn, *args)
+        times[name] = time.perf_counter() - t
+        return out
+
+    src = stage("hash", hash_sources, sources)
     existing = datasets_root / version_id_for(std, cfg, src.files, src.hashes)
     if (existing / "manifest.json").exists():
-        return report_from_manifest(existing, False, None, {})
+        return report_from_manifest(existing, False, None, {}, cached=True)
     staged = StagedVersion(datasets_root)
-    times: dict[str, float] = {}
     try:
-        t = time.perf_counter()
-        read = stage_read(src, cfg, std, staged, progress)
-        times["read"] = time.perf_counter() - t
-        t = time.perf_counter()
-        stage_annotate(staged, std, cfg, read.n_candidates)
-        times["annotate"] = time.perf_counter() - t
-        t = time.perf_counter()
-        dec = stage_decide(staged, std, cfg, read, datasets_root)
-        times["decide"] = time.perf_counter() - t
-        t = time.perf_counter()
+        with reporter().task("ingest: records read") as advance:
+            read = stage("read", stage_read, src, cfg, std, staged, advance)
+        with reporter().task("ingest: documents scored", total=read.n_candidates) as advance:
+            stage("annotate", stage_annotate, staged, std, cfg, read.n_candidates, advance)
+        # A stage keeps its input (a retry reads it again); it goes once the next stage is done.
+        staged.drop("candidates")
+        dec = stage("decide", stage_decide, staged, std, cfg, read, datasets_root)
+        staged.drop("annotated")
         stats = dataset_stats(read, dec)
-        outcome = stage_validate(staged, std, cfg, stats, data_docs)
-        times["validate"] = time.perf_counter() - t
-        manifest = build_manifest(std, cfg, read, dec, stats, outcome, times)
-        t = time.perf_counter()
-        path, created = stage_publish(staged, manifest, outcome, datasets_root)
-        times["publish"] = time.perf_counter() - t
+        with reporter().task("ingest: Great Expectations"):
+            outcome = stage("validate", stage_validate, staged, std, cfg, stats, data_docs)
+        manifest = build_manifest(std, cfg, read, dec, stats, outcome, dict(times))
+        path, created = stage("publish", stage_publish, staged, manifest, outcome, datasets_root)
     except BaseException:
         staged.discard()
         raise
     return report_from_manifest(path, created, outcome, times)
 
 
-def report_from_manifest(path: Path, created: bool, outcome, times: dict) -> IngestReport:
+def report_from_manifest(
+    path: Path, created: bool, outcome, times: dict, cached: bool = False
+) -> IngestReport:
     m = load_manifest(path)
     c = m["counts"]
     return IngestReport(
@@ -537,6 +571,7 @@ def report_from_manifest(path: Path, created: bool, outcome, times: dict) -> Ing
         outcome,
         times,
         c.get("input_bytes", 0),
+        cached,
     )
 
 

@@ -2,7 +2,7 @@
 
 Everything is written into a hidden staging folder beside the versions, then
 renamed into place in one ``os.rename``. A killed run leaves only a staging
-folder (swept on the next run), never a partial version.
+folder (swept by a later run once its lease expires), never a partial version.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lmops.data.schema import ACCEPTED_SCHEMA, QUARANTINE_SCHEMA
+from lmops.data.lease import Lease, expired
+from lmops.data.standard.schema import ACCEPTED_SCHEMA, QUARANTINE_SCHEMA
 
 ROWS_PER_SHARD = 50_000
 BATCH_ROWS = 2_000
@@ -81,21 +82,56 @@ class _BufferedWriter:
 
 
 class StagedVersion:
-    """A dataset version under construction in ``<root>/.staging-<uuid>``."""
+    """A dataset version under construction in ``<root>/.staging-<pid>-<hex>``.
 
-    def __init__(self, root: Path):
+    Each stage writes its own files through :meth:`writer`, which first removes what an
+    earlier attempt of the same stage left: a retried stage never duplicates rows. A
+    :class:`~lmops.data.lease.Lease` tells sweeps on any host that the folder is in use.
+    """
+
+    def __init__(self, root: Path, heartbeat_s: float | None = None):
         root.mkdir(parents=True, exist_ok=True)
         sweep_staging(root)
         self.root = root
         self.path = root / f".staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.path.mkdir()
-        self.accepted = _BufferedWriter(self.path, "part", ACCEPTED_SCHEMA, ROWS_PER_SHARD)
-        self.quarantine = _BufferedWriter(self.path, "quarantine", QUARANTINE_SCHEMA, 10**9)
+        self.lease = Lease(self.path, heartbeat_s)
+        self._writers: dict[str, _BufferedWriter] = {}
+
+    def writer(self, stem: str, schema: pa.Schema, rows_per_file: int) -> _BufferedWriter:
+        """A new writer of ``<stem>-*.parquet``, after removing any earlier attempt's files."""
+        self._abandon(stem)
+        self.drop(stem)
+        self._writers[stem] = w = _BufferedWriter(self.path, stem, schema, rows_per_file)
+        return w
+
+    def accepted(self) -> _BufferedWriter:
+        return self.writer("part", ACCEPTED_SCHEMA, ROWS_PER_SHARD)
+
+    def quarantine(self, stage: str) -> _BufferedWriter:
+        """The quarantine rows of one stage: ``quarantine-<stage>-*.parquet``.
+
+        Stages name themselves by number (``1-read``, ``3-decide``) so that sorted file
+        names list the rows stage by stage, as the records went through.
+        """
+        return self.writer(f"quarantine-{stage}", QUARANTINE_SCHEMA, 10**9)
+
+    def drop(self, stem: str) -> None:
+        """Remove ``<stem>-*.parquet``: a stage's output once the next stage has used it."""
+        for f in self.path.glob(f"{stem}-*.parquet"):
+            f.unlink()
+
+    def _abandon(self, stem: str) -> None:
+        w = self._writers.pop(stem, None)
+        if w is not None and w.writer is not None:
+            w.writer.close()
 
     def finish(self, version_id: str, manifest: dict) -> tuple[Path, bool]:
         """Publish under ``version_id``; returns (path, created). Same id twice is a no-op."""
-        manifest["shards"] = self.accepted.close()
-        manifest["quarantine_files"] = self.quarantine.close()
+        manifest["shards"] = sorted(p.name for p in self.path.glob("part-*.parquet"))
+        manifest["quarantine_files"] = sorted(
+            p.name for p in self.path.glob("quarantine-*.parquet")
+        )
         (self.path / "manifest.json").write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
         )
@@ -103,30 +139,27 @@ class StagedVersion:
         if final.exists():
             self.discard()
             return final, False
+        # Released first: renewing after the rename would write into a published version.
+        self.lease.release()
         os.rename(self.path, final)
         return final, True
 
     def discard(self) -> None:
-        for w in (self.accepted, self.quarantine):
-            if w.writer is not None:
-                w.writer.close()
-                w.writer = None
+        for stem in list(self._writers):
+            self._abandon(stem)
+        self.lease.release()
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def sweep_staging(root: Path) -> None:
-    """Remove staging folders whose writer process is gone (a killed run)."""
+def sweep_staging(root: Path, ttl_s: float | None = None) -> list[Path]:
+    """Remove staging folders whose lease expired (their run died); return them.
+
+    Only the lease decides, never a pid: on a home shared across hosts, a pid that is not
+    alive here may be a live ingest on another host.
+    """
+    swept = []
     for p in root.glob(".staging-*"):
-        pid = p.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if p.is_dir() and expired(p, ttl_s):
             shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+            swept.append(p)
+    return swept

@@ -4,6 +4,10 @@
 process pool or in Ray Data's ``map_batches`` on a cluster. It computes every
 signal first (Dolma's attribute model) and only then decides, so each document
 carries its metrics (GX validates them) and at most one reason.
+
+The quality rules run before toxicity and PII, because C4's line rules remove lines
+(as in datatrove's FineWeb pipeline): toxicity, PII, the content hash, MinHash and the
+stored text all see the lines that remain. Gopher's signals measure the whole text.
 """
 
 from __future__ import annotations
@@ -11,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from lmops.data import standard as std_mod
 from lmops.data.langid import detect_languages
 from lmops.data.near_dedup import NearDedupIndex
-from lmops.data.quality import quality_decision, quality_signals
-from lmops.data.rules import Standard
-from lmops.data.schema import CANDIDATE_SCHEMA
+from lmops.data.standard import Standard, records
+from lmops.data.standard.c4 import c4_lines
+from lmops.data.standard.quality import quality_decision, quality_signals
+from lmops.data.standard.schema import CANDIDATE_SCHEMA
 from lmops.text.pii import KINDS as PII_KINDS
 from lmops.text.pii import redact
 from lmops.text.toxicity import toxicity_scores
@@ -39,6 +43,8 @@ ANNOTATED_SCHEMA = pa.schema(
         ("lang_score", pa.float64()),
         ("n_chars", pa.int64()),
         *[(k, pa.float64()) for k in KEPT_SIGNALS],
+        # Lines with text that C4's line rules removed from ``text``.
+        ("c4_lines_removed", pa.int64()),
         ("toxicity", pa.float64()),
         ("pii_hits", pa.int64()),
         *[(f"pii_{k}", pa.int64()) for k in PII_KINDS],
@@ -57,47 +63,60 @@ def _minhasher() -> NearDedupIndex:
     return _INDEX
 
 
-def _first_reason(
-    std: Standard, text: str, lang: str, score: float, tox: float, pii_hits: int
-) -> tuple[str | None, dict]:
+def _quality(
+    std: Standard, text: str, lang: str, score: float
+) -> tuple[str | None, dict, str, int]:
+    """(reason, signals, text to keep, C4 lines removed) from language and quality rules.
+
+    The text to keep is what C4's line rules left of a document that passed them;
+    otherwise the text as it came.
+    """
     if lang not in std.allowed_langs:
-        return f"lang:not_allowed:{lang}", {}
+        return f"lang:not_allowed:{lang}", {}, text, 0
     if score < std.min_lang_score:
-        return f"lang:low_score:{score:.2f}", {}
-    sig = {}
-    if std.quality_enabled:
-        sig = quality_signals(text, lang)
-        ok, why = quality_decision(sig, lang, std.thresholds_for(lang))
-        if not ok:
-            return f"quality:{why}", sig
-    if tox >= std.toxicity_threshold:
-        return f"toxicity:score:{tox:.2f}", sig
-    if pii_hits > std.max_pii_hits:
-        return f"pii:too_many:{pii_hits}", sig
-    return None, sig
+        return f"lang:low_score:{score:.2f}", {}, text, 0
+    if not std.quality_enabled:
+        return None, {}, text, 0
+    th = std.thresholds_for(lang)
+    c4 = c4_lines(text, th)
+    sig = quality_signals(text, lang, th, c4)
+    ok, why = quality_decision(sig, lang, th)
+    if not ok:
+        return f"quality:{why}", sig, text, 0
+    return None, sig, c4.text, c4.lines_removed
 
 
 def annotate_rows(rows: list[dict], std: Standard) -> list[dict]:
-    """Normalise, identify language, score, redact, sign and decide for each row."""
-    texts = [std_mod.normalise(r["text"]) for r in rows]
+    """Normalise, identify language, apply the quality rules, score, redact, sign, decide."""
+    texts = [records.normalise(r["text"]) for r in rows]
     # Length first: a 50 MB document must not reach the per-token scorers.
-    length_reasons = [std_mod.check_length(t, std.min_chars, std.max_chars) for t in texts]
+    length_reasons = [records.check_length(t, std.min_chars, std.max_chars) for t in texts]
     scored = [i for i, why in enumerate(length_reasons) if why is None]
     langs: list[tuple[str, float]] = [("und", 0.0)] * len(rows)
     tox = [0.0] * len(rows)
+    reasons = list(length_reasons)
+    sigs: list[dict] = [{} for _ in rows]
+    removed = [0] * len(rows)
     found = detect_languages([texts[i] for i in scored], parallel=False)
+    for i, (lang, score) in zip(scored, found, strict=True):
+        langs[i] = lang, score
+        reasons[i], sigs[i], texts[i], removed[i] = _quality(std, texts[i], lang, score)
     scores = toxicity_scores([texts[i] for i in scored], [lang for lang, _ in found])
-    for i, lang_score, t in zip(scored, found, scores, strict=True):
-        langs[i], tox[i] = lang_score, t
+    for i, t in zip(scored, scores, strict=True):
+        tox[i] = t
     out = []
     hasher = _minhasher()
     no_pii = dict.fromkeys(PII_KINDS, 0)
-    for r, text, (lang, score), t, why in zip(rows, texts, langs, tox, length_reasons, strict=True):
-        if why:
-            redacted, counts, reason, sig = text[:1000], no_pii, why, {}
+    for i, (r, text, (lang, score), t) in enumerate(zip(rows, texts, langs, tox, strict=True)):
+        reason, sig = reasons[i], sigs[i]
+        if length_reasons[i]:
+            redacted, counts = text[:1000], no_pii
         else:
             redacted, counts = redact(text) if std.redact_pii else (text, no_pii)
-            reason, sig = _first_reason(std, text, lang, score, t, sum(counts.values()))
+            if reason is None and t >= std.toxicity_threshold:
+                reason = f"toxicity:score:{t:.2f}"
+            elif reason is None and sum(counts.values()) > std.max_pii_hits:
+                reason = f"pii:too_many:{sum(counts.values())}"
         hits = sum(counts.values())
         mh = b""
         if reason is None and std.near_dedup:
@@ -106,11 +125,12 @@ def annotate_rows(rows: list[dict], std: Standard) -> list[dict]:
             {
                 **{k: r[k] for k in ("id", "source", "license", "meta", "file", "line", "record")},
                 "text": redacted,
-                "doc_hash": std_mod.doc_hash(text),
+                "doc_hash": records.doc_hash(text),
                 "lang": lang,
                 "lang_score": float(score),
                 "n_chars": len(text),
                 **{k: float(sig.get(k, 0.0)) for k in KEPT_SIGNALS},
+                "c4_lines_removed": removed[i],
                 "toxicity": float(t),
                 "pii_hits": hits,
                 **{f"pii_{k}": v for k, v in counts.items()},

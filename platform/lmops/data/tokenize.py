@@ -79,7 +79,9 @@ def build_token_shards(
     """Tokenize ``version`` once per tokenizer; later calls reuse the shards."""
     from lmops.tokenizer import load_tokenizer
 
-    folder = root / f"{version.name}-{tokenizer_id}"
+    # The split is not part of the dataset version id (it does not change what an ingest
+    # publishes), so it is part of the shards' key.
+    folder = root / f"{version.name}-{tokenizer_id}-val{val_fraction:g}"
     meta_path = folder / "meta.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())

@@ -2,8 +2,8 @@
 
 Per-document metrics (computed in our own code, far faster than expectations
 over raw text) and one row of dataset statistics are validated against the
-versioned suite in ``expectations/`` plus expectations derived from the standard
-file. A failure stops the ingest before anything trains on the data. Data Docs
+versioned suite in ``standard/`` plus expectations derived from the standard
+TOML. A failure stops the ingest before anything trains on the data. Data Docs
 HTML is built into the version folder.
 """
 
@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SUITE_DIR = Path(__file__).with_name("expectations")
+SUITE_DIR = Path(__file__).with_name("standard")
 
 
 @dataclass
@@ -64,7 +64,16 @@ def expectations_for(std, lang_mix: dict, stats: dict) -> tuple[list[dict], list
             "kwargs": {"column": "pii_hits", "max_value": std.max_pii_hits},
         },
     ]
-    dataset = list(suite["dataset"])
+    dataset = list(suite["dataset"]) + [
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": col, "min_value": 0.0, "max_value": limit},
+        }
+        for col, limit in (
+            ("reject_rate", std.max_reject_rate),
+            ("duplicate_rate", std.max_duplicate_rate),
+        )
+    ]
     for lang, (lo, hi) in sorted(lang_mix.items()):
         stats.setdefault(f"share_{lang}", 0.0)
         dataset.append(

@@ -2,7 +2,7 @@
 
 Fine-tuning records (``prompt``, ``response``) pass the data standard like any other
 document; the accepted text keeps the boundary as one U+2028 LINE SEPARATOR (see
-``lmops.data.standard.PROMPT_RESPONSE_SEP``). Each record becomes a two-turn chat
+``lmops.data.standard.records.PROMPT_RESPONSE_SEP``). Each record becomes a two-turn chat
 rendered with ``SFT_CHAT_TEMPLATE``, whose ``{% generation %}`` block lets
 transformers' ``apply_chat_template(return_assistant_tokens_mask=True)`` mark the
 response tokens; every other position gets label -100. The template is saved with
@@ -44,7 +44,7 @@ class SFTConfig(ObjectiveConfig):
 
 def split_record(text: str) -> tuple[str, str] | None:
     """(prompt, response) of an accepted fine-tuning document, or None for plain text."""
-    from lmops.data.standard import PROMPT_RESPONSE_SEP
+    from lmops.data.standard.records import PROMPT_RESPONSE_SEP
 
     prompt, sep, response = text.partition(PROMPT_RESPONSE_SEP)
     return (prompt, response) if sep and prompt.strip() and response.strip() else None

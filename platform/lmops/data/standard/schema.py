@@ -26,6 +26,8 @@ ACCEPTED_SCHEMA = pa.schema(
     ]
 )
 
+# ``record`` is the record as read with its PII redacted (``<EMAIL>``...), cut to a preview;
+# ``pii_hits`` counts the PII found in it.
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("source_file", pa.string()),
@@ -33,6 +35,7 @@ QUARANTINE_SCHEMA = pa.schema(
         ("rule", pa.string()),
         ("reason", pa.string()),
         ("record", pa.string()),
+        ("pii_hits", pa.int64()),
     ]
 )
 

@@ -12,27 +12,25 @@ Rule families, checked in this order (the first failing rule wins):
 * ``chinesewebtext``      - ChineseWebText basics: length, mean line length, CJK share.
 * ``gopher_quality``      - Gopher (Rae et al., 2021) document statistics.
 * ``gopher_repetition``   - Gopher line/paragraph/n-gram repetition.
-* ``c4``                  - C4 document-level rules (only "lorem ipsum").
+* ``c4``                  - C4 (:mod:`lmops.data.standard.c4`): its line rules remove
+  lines; "lorem ipsum", "{" and too few sentences left drop the document.
 * ``fineweb``             - FineWeb's extra rules (terminal punctuation, short lines,
-  duplicated-line characters, newlines per word).
+  duplicated-line characters, newlines per word), measured on the text C4 left, as in
+  datatrove's FineWeb pipeline. That text is the one the ingest stores.
 
-Language handling (``lang`` is an ISO 639-1 code; region suffixes are ignored):
+Language handling (``lang`` is an ISO 639-1 code; region suffixes are ignored): the
+standard TOML has one ``[quality.*]`` table per family, see :func:`lang_family`:
 
-* ``en``: every rule, thresholds :data:`EN_DEFAULTS` (datatrove's FineWeb defaults).
-* ``zh``/``cmn``: :data:`ZH_DEFAULTS` (FineWeb-2 ``cmn_Hani`` + ChineseWebText); words
-  come from jieba (jieba-rs) because Chinese has no spaces; n-grams are of jieba words.
-* languages written without spaces (``ja``, ``th``, ``lo``, ``km``, ``my``, ``bo``):
-  whitespace "words" are whole clauses there, so every word-based rule (word count,
-  mean word length, '#'/ellipsis per word, letter share, stop words, n-gram repetition,
-  newlines per word) and the short-line rule are switched off; the line- and
-  paragraph-based rules keep the English figures (:data:`UNSEGMENTED_DEFAULTS`).
-* any other code: the English figures without the stop-word rule, since an English
-  stop-word list says nothing about, say, French (:data:`OTHER_DEFAULTS`).
+* ``en``: every rule (datatrove's FineWeb defaults).
+* ``zh``/``cmn``: FineWeb-2 ``cmn_Hani`` + ChineseWebText; words come from jieba
+  (jieba-rs) because Chinese has no spaces; n-grams are of jieba words.
+* ``unsegmented`` (``ja``, ``th``, ``lo``, ``km``, ``my``, ``bo``): whitespace "words"
+  are whole clauses there, so the standard switches the word-based rules off.
+* ``other``: any other code; the English figures without the stop-word rule.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import string
 from dataclasses import dataclass
@@ -42,11 +40,9 @@ from itertools import accumulate
 import numpy as np
 import rjieba
 
+from lmops.data.standard.c4 import C4Lines, c4_lines, spacy_available
+
 __all__ = [
-    "EN_DEFAULTS",
-    "OTHER_DEFAULTS",
-    "UNSEGMENTED_DEFAULTS",
-    "ZH_DEFAULTS",
     "QualityThresholds",
     "quality_decision",
     "quality_signals",
@@ -55,16 +51,8 @@ __all__ = [
 
 # --------------------------------------------------------------------------- constants
 
-EN_STOPWORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
-# FineWeb-2 cmn_Hani stop words (mixes simplified and traditional forms on purpose).
-ZH_STOPWORDS = frozenset(
-    {"的", "年", "在", "月", "是", "和", "日", "了", "於", "·", "為"}
-    | {"有", "被", "人", "中", "为", "他", "與", "後", "也", "而", "由"}
-)
-
 TOP_NGRAM_SIZES = (2, 3, 4)
 DUP_NGRAM_SIZES = (5, 6, 7, 8, 9, 10)
-SHORT_LINE_CHARS = 30  # FineWeb: a line of at most 30 characters is "short"
 
 _ZH_LANGS = frozenset({"zh", "cmn"})
 _UNSEGMENTED_LANGS = frozenset({"ja", "th", "lo", "km", "my", "bo"})
@@ -86,7 +74,6 @@ _NO_LETTER_TOKEN_RE = re.compile(r"(?<!\S)(?:[^\w\s]|[\d_])+(?!\S)")
 _HAN_RE = re.compile(
     "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef\U00030000-\U0003134f]"
 )
-_LOREM_RE = re.compile(r"lorem ipsum", re.IGNORECASE)
 
 # --------------------------------------------------------------------------- thresholds
 
@@ -97,9 +84,14 @@ NgramLimits = tuple[tuple[int, float], ...]
 class QualityThresholds:
     """Every threshold used by :func:`quality_decision`; ``None`` switches a rule off.
 
-    The bare constructor switches every rule off; use :data:`EN_DEFAULTS`,
-    :data:`ZH_DEFAULTS` or :func:`thresholds_for` and ``dataclasses.replace`` to tune.
+    The figures live in the standard TOML (``lmops/data/standard/v1.toml``), which
+    :mod:`lmops.data.standard.loader` turns into one instance per language family. The
+    bare constructor switches every rule off.
     """
+
+    # Word lists and counting settings the signals use.
+    stopwords: frozenset[str] = frozenset()
+    short_line_chars: int = 0
 
     # ChineseWebText: the document must have MORE than ``min_chars`` visible characters.
     min_chars: int | None = None
@@ -123,9 +115,18 @@ class QualityThresholds:
     max_dup_line_char_ratio: float | None = None
     max_top_ngram_ratio: NgramLimits = ()
     max_dup_ngram_ratio: NgramLimits = ()
-    # C4 (document level only: code with '{' is allowed, terminal punctuation is
-    # FineWeb's job, line removal belongs to a cleaning step, not to a filter).
+    # C4, datatrove's C4QualityFilter (see lmops.data.standard.c4). Line rules: a word
+    # longer than this; citation markers cut; no end punctuation; too few words;
+    # "javascript"; a policy phrase. Document rules: lorem ipsum, "{", too few sentences.
+    c4_max_word_length: int | None = None
+    c4_remove_citations: bool = False
+    c4_end_punctuation: tuple[str, ...] = ()
+    c4_min_words_per_line: int | None = None
     c4_lorem_ipsum: bool = False
+    c4_javascript: bool = False
+    c4_curly_bracket: bool = False
+    c4_policy_phrases: tuple[str, ...] = ()
+    c4_min_sentences: int | None = None
     # FineWeb. The terminal-punctuation and short-line rules only apply to documents
     # with more than one non-empty line: a single paragraph trivially passes them.
     min_terminal_punct_lines_ratio: float | None = None
@@ -134,6 +135,14 @@ class QualityThresholds:
     max_newline_per_word: float | None = None
 
     def __post_init__(self) -> None:
+        for name in _PHRASE_LISTS:
+            if isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a list of strings, not {getattr(self, name)!r}")
+        if self.c4_min_sentences is not None and not spacy_available():
+            raise ValueError(
+                "c4_min_sentences counts sentences with spaCy, which is not installed: "
+                "pip install 'spacy>=3.8', or set c4_min_sentences = false"
+            )
         for n, _ in self.max_top_ngram_ratio:
             if n not in TOP_NGRAM_SIZES:
                 raise ValueError(f"top n-gram size {n} not in {TOP_NGRAM_SIZES}")
@@ -142,79 +151,7 @@ class QualityThresholds:
                 raise ValueError(f"duplicate n-gram size {n} not in {DUP_NGRAM_SIZES}")
 
 
-# English: Gopher + C4 + FineWeb, i.e. datatrove's defaults as used for FineWeb.
-EN_DEFAULTS = QualityThresholds(
-    min_words=50,
-    max_words=100_000,
-    min_mean_word_length=3,
-    max_mean_word_length=10,
-    max_hash_ratio=0.1,
-    max_ellipsis_ratio=0.1,
-    max_bullet_lines_ratio=0.9,
-    max_ellipsis_lines_ratio=0.3,
-    min_alpha_words_ratio=0.8,
-    min_stopwords=2,
-    max_dup_para_ratio=0.30,
-    max_dup_para_char_ratio=0.20,
-    max_dup_line_ratio=0.30,
-    max_dup_line_char_ratio=0.20,
-    max_top_ngram_ratio=((2, 0.20), (3, 0.18), (4, 0.16)),
-    max_dup_ngram_ratio=((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)),
-    c4_lorem_ipsum=True,
-    min_terminal_punct_lines_ratio=0.12,
-    max_short_lines_ratio=0.67,
-    # The FineWeb paper says 0.1; datatrove's FineWebQualityFilter defaults to 0.01,
-    # which drops any long page with a repeated footer line. We follow the paper.
-    fineweb_max_dup_line_char_ratio=0.1,
-    max_newline_per_word=0.3,
-)
-
-# Chinese: FineWeb-2 cmn_Hani figures + ChineseWebText basics. Rules not named by those
-# two (hash/ellipsis/bullet lines, duplicated paragraphs, Gopher's duplicated-line chars)
-# are language-neutral and keep the English figures; there is no word-count rule (the
-# character minimum replaces it), no short-line rule and no C4 rule.
-ZH_DEFAULTS = QualityThresholds(
-    min_chars=200,
-    min_mean_line_length=10,
-    min_cjk_ratio=0.30,
-    min_mean_word_length=1,
-    max_mean_word_length=5,
-    max_hash_ratio=0.1,
-    max_ellipsis_ratio=0.1,
-    max_bullet_lines_ratio=0.9,
-    max_ellipsis_lines_ratio=0.3,
-    min_alpha_words_ratio=0.735,
-    min_stopwords=2,
-    max_dup_para_ratio=0.30,
-    max_dup_para_char_ratio=0.20,
-    max_dup_line_ratio=0.287,
-    max_dup_line_char_ratio=0.20,
-    max_top_ngram_ratio=((2, 0.256), (3, 0.201), (4, 0.171)),
-    max_dup_ngram_ratio=((5, 0.198), (6, 0.182), (7, 0.167), (8, 0.154), (9, 0.14), (10, 0.127)),
-    min_terminal_punct_lines_ratio=0.106,
-    fineweb_max_dup_line_char_ratio=0.1,
-    max_newline_per_word=0.178,
-)
-
-# Other space-delimited languages: English figures, but English stop words are meaningless.
-OTHER_DEFAULTS = dataclasses.replace(EN_DEFAULTS, min_stopwords=None)
-
-# Languages written without spaces: only line/paragraph rules (see module docstring).
-UNSEGMENTED_DEFAULTS = dataclasses.replace(
-    EN_DEFAULTS,
-    min_words=None,
-    max_words=None,
-    min_mean_word_length=None,
-    max_mean_word_length=None,
-    max_hash_ratio=None,
-    max_ellipsis_ratio=None,
-    min_alpha_words_ratio=None,
-    min_stopwords=None,
-    max_top_ngram_ratio=(),
-    max_dup_ngram_ratio=(),
-    max_short_lines_ratio=None,
-    max_newline_per_word=None,
-)
+_PHRASE_LISTS = ("c4_end_punctuation", "c4_policy_phrases")
 
 
 def _lang_family(lang: str) -> str:
@@ -228,14 +165,16 @@ def _lang_family(lang: str) -> str:
     return "other"
 
 
+def lang_family(lang: str) -> str:
+    """``en``, ``zh``, ``unsegmented`` or ``other``: which ``[quality.*]`` table applies."""
+    return _lang_family(lang)
+
+
 def thresholds_for(lang: str) -> QualityThresholds:
-    """Default thresholds for ``lang`` (see the module docstring for the fallbacks)."""
-    return {
-        "en": EN_DEFAULTS,
-        "zh": ZH_DEFAULTS,
-        "unsegmented": UNSEGMENTED_DEFAULTS,
-        "other": OTHER_DEFAULTS,
-    }[_lang_family(lang)]
+    """The default standard's (web profile) thresholds for ``lang``."""
+    from lmops.data.standard.loader import default_standard
+
+    return default_standard().thresholds_for(lang)
 
 
 # --------------------------------------------------------------------------- jieba
@@ -333,7 +272,33 @@ def _ratio(num: float, den: float) -> float:
 # --------------------------------------------------------------------------- signals
 
 
-def quality_signals(text: str, lang: str) -> dict[str, float]:
+def _tokens(text: str, family: str) -> list[str]:
+    return _zh_words(text) if family == "zh" else text.split()
+
+
+def _fineweb_signals(text: str, n_tokens: int, short_line_chars: int) -> dict[str, float]:
+    """FineWeb's line signals of ``text`` (the text C4 left), keyed as the rules read them."""
+    raw_lines = text.split("\n")
+    lines = [s for s in (ln.strip() for ln in raw_lines) if s]
+    n_lines = len(lines)
+    n_newlines = len(raw_lines) - 1
+    return {
+        "fineweb_n_lines": float(n_lines),
+        "terminal_punct_lines_ratio": _ratio(
+            sum(s.rstrip(_CLOSERS).endswith(_TERMINALS) for s in lines), n_lines
+        ),
+        "short_lines_ratio": _ratio(sum(len(s) <= short_line_chars for s in lines), n_lines),
+        "fineweb_dup_line_char_ratio": _ratio(_dup_elements(lines)[1], len(text) - n_newlines),
+        "newline_per_word": _ratio(n_newlines, n_tokens),
+    }
+
+
+def quality_signals(
+    text: str,
+    lang: str,
+    thresholds: QualityThresholds | None = None,
+    c4: C4Lines | None = None,
+) -> dict[str, float]:
     """Measure ``text``; pure, every value a float, same keys for every language.
 
     Words are whitespace tokens, except for Chinese where they are jieba words (jieba
@@ -343,20 +308,23 @@ def quality_signals(text: str, lang: str) -> dict[str, float]:
     lines, stripped. Ratios over an empty denominator are 0. Cost: single core, a few
     MB/s for English; Chinese is bound by jieba (~0.4-0.7 MB/s, HMM on, as datatrove's
     spaCy-jieba tokenizer that the FineWeb-2 thresholds were fitted with).
+
+    Gopher and ChineseWebText signals measure ``text``; FineWeb's measure the text C4's
+    line rules left (``c4``: :func:`c4_lines` of ``text``, computed here when not given).
     """
+    th = thresholds if thresholds is not None else thresholds_for(lang)
+    c4 = c4 if c4 is not None else c4_lines(text, th)
+    stopwords = th.stopwords
     family = _lang_family(lang)
     n_chars_total = len(text)
     n_visible = sum(map(len, text.split()))
 
+    tokens = _tokens(text, family)
     if family == "zh":
-        tokens = _zh_words(text)
         token_text = " ".join(tokens)
-        stopwords = ZH_STOPWORDS
         stripped = [w.strip(_STRIP_CHARS) for w in tokens]
     else:
-        tokens = text.split()
         token_text = text
-        stopwords = EN_STOPWORDS
         stripped = [w.strip(_STRIP_CHARS) for w in text.lower().split()]
     words = [w for w in stripped if w]
     n_tokens = len(tokens)
@@ -391,16 +359,16 @@ def quality_signals(text: str, lang: str) -> dict[str, float]:
         "dup_para_ratio": _ratio(dup_paras, len(paras)),
         "dup_para_char_ratio": _ratio(dup_para_chars, n_chars_total),
         "dup_line_ratio": _ratio(dup_lines, n_lines),
-        # Over the characters that are not newlines (FineWeb); Gopher divides by all
-        # characters, a negligible difference, so both rule families share this signal.
+        # Over the characters that are not newlines, as FineWeb; Gopher divides by all
+        # characters, a negligible difference.
         "dup_line_char_ratio": _ratio(dup_line_chars, n_chars_total - n_newlines),
-        "terminal_punct_lines_ratio": _ratio(
-            sum(s.rstrip(_CLOSERS).endswith(_TERMINALS) for s in lines), n_lines
-        ),
-        "short_lines_ratio": _ratio(sum(len(s) <= SHORT_LINE_CHARS for s in lines), n_lines),
-        "newline_per_word": _ratio(n_newlines, n_tokens),
-        "lorem_ipsum": 1.0 if _LOREM_RE.search(text) else 0.0,
+        "c4_lines_removed": float(c4.lines_removed),
+        "lorem_ipsum": float(c4.drop == "lorem_ipsum"),
+        "curly_bracket": float(c4.drop == "curly_bracket"),
+        "too_few_sentences": float(c4.drop == "too_few_sentences"),
     }
+    cleaned_tokens = n_tokens if c4.text is text else len(_tokens(c4.text, family))
+    signals.update(_fineweb_signals(c4.text, cleaned_tokens, th.short_line_chars))
     prefix = [0, *accumulate(map(len, tokens))]
     word_keys = np.fromiter(map(hash, tokens), dtype=np.int64, count=n_tokens).view(np.uint64)
     for n in TOP_NGRAM_SIZES:
@@ -417,7 +385,8 @@ def quality_signals(text: str, lang: str) -> dict[str, float]:
 
 # (family, signal, kind, threshold); kind "min": fail below, "max": fail above,
 # "gt": fail unless strictly above, "flag": fail if the signal is non-zero,
-# "min_multiline": "min" but only for documents with more than one line.
+# "min_multiline": "min" but only for documents with more than one line (in the text
+# C4 left). The reason is "family:signal", less a "family_" prefix of the signal.
 _Rule = tuple[str, str, str, float]
 
 
@@ -446,6 +415,8 @@ def _rules(th: QualityThresholds) -> tuple[_Rule, ...]:
     spec += [("gopher_repetition", f"dup_{n}gram", "max", v) for n, v in th.max_dup_ngram_ratio]
     spec += [
         ("c4", "lorem_ipsum", "flag", 0.0 if th.c4_lorem_ipsum else None),
+        ("c4", "curly_bracket", "flag", 0.0 if th.c4_curly_bracket else None),
+        ("c4", "too_few_sentences", "flag", None if th.c4_min_sentences is None else 0.0),
         (
             "fineweb",
             "terminal_punct_lines_ratio",
@@ -453,7 +424,7 @@ def _rules(th: QualityThresholds) -> tuple[_Rule, ...]:
             th.min_terminal_punct_lines_ratio,
         ),
         ("fineweb", "short_lines_ratio", "max_multiline", th.max_short_lines_ratio),
-        ("fineweb", "dup_line_char_ratio", "max", th.fineweb_max_dup_line_char_ratio),
+        ("fineweb", "fineweb_dup_line_char_ratio", "max", th.fineweb_max_dup_line_char_ratio),
         ("fineweb", "newline_per_word", "max", th.max_newline_per_word),
     ]
     return tuple((f, s, k, float(v)) for f, s, k, v in spec if v is not None)
@@ -470,7 +441,7 @@ def quality_decision(
     th = thresholds if thresholds is not None else thresholds_for(lang)
     if signals["n_chars"] <= 0:
         return False, "empty:n_chars"
-    multiline = signals["n_lines"] > 1
+    multiline = signals["fineweb_n_lines"] > 1
     for family, name, kind, limit in _rules(th):
         value = signals[name]
         if kind == "min":
@@ -486,5 +457,5 @@ def quality_decision(
         else:  # max_multiline
             failed = multiline and value > limit
         if failed:
-            return False, f"{family}:{name}"
+            return False, f"{family}:{name.removeprefix(family + '_')}"
     return True, None

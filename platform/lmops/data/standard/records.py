@@ -15,13 +15,18 @@ from dataclasses import dataclass
 import ftfy
 from ftfy.badness import is_bad
 
-from lmops.data.schema import FINETUNE_FIELDS, PRETRAIN_FIELDS
+from lmops.data.standard.schema import FINETUNE_FIELDS, PRETRAIN_FIELDS
 
-# C0/C1 control characters other than tab and newline; they break tokenizers
-# and terminals and carry no text.
 # Between the prompt and the response of an accepted fine-tuning record.
 PROMPT_RESPONSE_SEP = "\u2028"
 FT_PAIR = ("prompt", "response")
+# Terminal escape sequences (ECMA-48 CSI such as colour codes, OSC titles ending in BEL
+# or ST, and two-byte escapes): logs and CLI captures carry them; they are not text.
+_ANSI = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\x9b[0-?]*[ -/]*[@-~]"
+)
+# C0/C1 control characters other than tab and newline; they break tokenizers
+# and terminals and carry no text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
@@ -39,7 +44,7 @@ class Record:
 
 
 def normalise(text: str) -> str:
-    """Repair mojibake (ftfy), compose to NFC, strip control characters, trim.
+    """Repair mojibake (ftfy), compose to NFC, strip terminal escapes and control characters, trim.
 
     ftfy's ``normalization`` is switched off and NFC applied separately: its NFKC
     would fold full-width CJK punctuation, which Chinese text must keep.
@@ -50,6 +55,8 @@ def normalise(text: str) -> str:
     if not text.isascii() and is_bad(text):
         fixed = ftfy.fix_text(text, normalization=None)
     fixed = unicodedata.normalize("NFC", fixed)
+    if "\x1b" in fixed or "\x9b" in fixed:
+        fixed = _ANSI.sub("", fixed)
     fixed = _CONTROL.sub("", fixed).replace("\r\n", "\n").replace("\r", "\n")
     return fixed.strip()
 

@@ -1,0 +1,55 @@
+"""``lmops standard``: print the resolved data standard a run would ingest with."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+standard_app = typer.Typer(help="Inspect the data standard and its profiles.", no_args_is_help=True)
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``lmops standard`` to the main app."""
+    app.add_typer(standard_app, name="standard")
+
+
+@standard_app.command("show")
+def show(
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="A profile name, or a TOML file extending one."),
+    ] = None,
+    standard: Annotated[
+        str, typer.Option("--standard", help="Standard name in lmops/data/standard, or a path.")
+    ] = "v1",
+    config: Annotated[
+        str | None,
+        typer.Option("--config", "-c", help="Apply this run config's data overrides too."),
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="As for lmops run.")] = None,
+) -> None:
+    """Print the resolved standard (every threshold, word list and setting) and its digest.
+
+    The digest is part of every dataset version id made under this standard and profile.
+    """
+    from lmops.data.standard import resolve
+
+    data_cfg = None
+    if config or set_:
+        from pipelines.run_config import load_run_config
+
+        data_cfg = load_run_config(config or "cpu", set_ or []).data
+        standard, profile = data_cfg.standard, profile or data_cfg.profile
+    std = resolve(standard, profile, data_cfg)
+    console.print(
+        f"# data standard [bold]{std.name}[/] {std.version}, profile [bold]{std.profile}[/], "
+        f"digest [bold]{std.digest}[/]",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"# profiles: {', '.join(std.profiles)}", highlight=False)
+    console.print_json(json.dumps(std.resolved, ensure_ascii=False))

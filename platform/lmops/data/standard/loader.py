@@ -1,0 +1,258 @@
+"""Resolve a data standard TOML into a :class:`Standard` and hash it.
+
+Resolution order: the standard's base tables, then the chosen profile (a named
+``[profiles.NAME]`` table, or a user TOML file that ``extends`` one), then the run
+config's overrides (``data.quality_overrides``, ``data.allowed_langs``,
+``data.min_chars``/``max_chars``, ``data.quality_rules``, ``data.near_dedup``). The
+resolved tree and the GX suite it names are hashed into :attr:`Standard.digest`,
+which the dataset version id includes: changing any figure or word list gives a new id.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from lmops.data.standard import quality
+from lmops.errors import ConfigError
+
+STANDARD_DIR = Path(__file__).parent
+FAMILIES = ("en", "zh", "other", "unsegmented")
+_PROFILE_KEYS = ("description", "extends")
+
+
+@dataclass(frozen=True)
+class Standard:
+    """Everything the per-document stage needs to decide; picklable for worker processes."""
+
+    name: str
+    version: str
+    profile: str
+    digest: str
+    expectation_suite: str
+    allowed_langs: tuple[str, ...]
+    min_lang_score: float
+    redact_pii: bool
+    max_pii_hits: int
+    toxicity_threshold: float
+    exact_dedup: bool
+    near_dedup: bool
+    min_jaccard: float
+    against_previous: bool
+    quality_enabled: bool
+    min_chars: int
+    max_chars: int
+    code_blocks: str
+    max_reject_rate: float
+    max_duplicate_rate: float
+    profiles: tuple[str, ...] = ()
+    thresholds: dict[str, quality.QualityThresholds] = field(default_factory=dict)
+    resolved: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def summary(self) -> dict:
+        """What a manifest and an MLflow run record about the standard."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "profile": self.profile,
+            "digest": self.digest,
+            "profiles": list(self.profiles),
+        }
+
+    def thresholds_for(self, lang: str) -> quality.QualityThresholds:
+        return self.thresholds[quality.lang_family(lang)]
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base``, table by table (values replace)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _read_toml(path: Path, what: str) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{what} {path} is not valid TOML: {e}") from None
+
+
+def _standard_path(name: str) -> Path:
+    path = Path(name) if name.endswith(".toml") else STANDARD_DIR / f"{name}.toml"
+    if not path.exists():
+        known = sorted(p.stem for p in STANDARD_DIR.glob("*.toml"))
+        raise ConfigError(f"data standard '{name}' not found; known: {known}")
+    return path
+
+
+def _profile_tables(raw: dict, profile: str, where: Path) -> tuple[str, dict]:
+    """(profile name, its tables) for a named profile or a user profile file."""
+    profiles = raw.get("profiles", {})
+    if profile.endswith(".toml"):
+        user = _read_toml(Path(profile), "profile")
+        parent = user.get("extends", raw.get("default_profile", "web"))
+        if parent not in profiles:
+            raise ConfigError(
+                f"profile {profile} extends '{parent}', which {where.name} does not define; "
+                f"profiles: {sorted(profiles)}"
+            )
+        name = f"{Path(profile).stem} (extends {parent})"
+        return name, _merge(profiles[parent], user)
+    if profile not in profiles:
+        raise ConfigError(
+            f"unknown data profile '{profile}'; {where.name} defines {sorted(profiles)}, "
+            "or pass a TOML file that extends one"
+        )
+    return profile, profiles[profile]
+
+
+def _family_tables(q: dict, where: str) -> dict[str, dict]:
+    """Each language family's full table, with ``extends`` resolved."""
+    out = {}
+    for fam in FAMILIES:
+        table = dict(q.get(fam, {}))
+        parent = table.pop("extends", None)
+        if parent is not None:
+            if parent not in q or "extends" in q[parent]:
+                raise ConfigError(f"{where} [quality.{fam}] extends unknown table '{parent}'")
+            table = _merge(q[parent], table)
+        out[fam] = table
+    return out
+
+
+_OFF = quality.QualityThresholds()  # every rule off: tells switches from figures
+
+
+def _thresholds(table: dict, short_line_chars: int, where: str) -> quality.QualityThresholds:
+    names = {f.name for f in dataclasses.fields(quality.QualityThresholds)}
+    clean: dict = {"short_line_chars": short_line_chars}
+    for k, v in table.items():
+        if k not in names:
+            raise ConfigError(f"{where}: unknown quality threshold '{k}'; known: {sorted(names)}")
+        default = getattr(_OFF, k)
+        if k == "stopwords":
+            clean[k] = frozenset(v)
+        elif isinstance(v, list):  # n-gram limits are pairs, phrase lists are strings
+            clean[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        elif v is False and not isinstance(default, bool):
+            clean[k] = None  # `false` switches a numeric rule off
+        else:
+            clean[k] = v
+    try:
+        return quality.QualityThresholds(**clean)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _run_overrides(data_cfg) -> dict:
+    """The run config's settings that change decisions, as standard tables."""
+    over: dict = {"quality": {}}
+    for lang, table in (data_cfg.quality_overrides or {}).items():
+        over["quality"][quality.lang_family(lang)] = dict(table)
+    if data_cfg.allowed_langs:
+        over["language"] = {"allowed": list(data_cfg.allowed_langs)}
+    length = {k: getattr(data_cfg, k) for k in ("min_chars", "max_chars")}
+    over["length"] = {k: v for k, v in length.items() if v is not None}
+    if not data_cfg.quality_rules:
+        over["quality"]["enabled"] = False
+    if not data_cfg.near_dedup:
+        over["dedup"] = {"near": False}
+    return over
+
+
+def suite_text(name: str) -> str:
+    path = STANDARD_DIR / f"{name}.json"
+    if not path.exists():
+        raise ConfigError(f"expectation suite '{name}' not found in {STANDARD_DIR}")
+    return path.read_text(encoding="utf-8")
+
+
+def resolve(standard: str = "v1", profile: str | None = None, data_cfg=None) -> Standard:
+    """The standard ``standard`` under ``profile`` with ``data_cfg``'s overrides applied."""
+    path = _standard_path(standard)
+    raw = _read_toml(path, "data standard")
+    profile = profile or raw.get("default_profile", "web")
+    name, tables = _profile_tables(raw, profile, path)
+    tree = {k: v for k, v in raw.items() if k != "profiles"}
+    tree = _merge(tree, {k: v for k, v in tables.items() if k not in _PROFILE_KEYS})
+    if data_cfg is not None:
+        tree = _merge(tree, _run_overrides(data_cfg))
+    tree["profile"] = name
+    suite = tree["expectation_suite"]
+    blob = json.dumps([tree, json.loads(suite_text(suite))], sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    q = tree.get("quality", {})
+    where = f"{path.name} (profile {name})"
+    short = int(q.get("short_line_chars", 0))
+    thresholds = {
+        fam: _thresholds(t, short, f"{where} [quality.{fam}]")
+        for fam, t in _family_tables(q, where).items()
+    }
+    try:
+        lang, pii, tox, dd = tree["language"], tree["pii"], tree["toxicity"], tree["dedup"]
+        code_blocks = tree["formats"]["code_blocks"]
+        if code_blocks not in ("keep", "drop"):
+            raise ConfigError(f"{where}: formats.code_blocks must be 'keep' or 'drop'")
+        return Standard(
+            name=path.stem,
+            version=tree["version"],
+            profile=name,
+            digest=digest,
+            expectation_suite=suite,
+            allowed_langs=tuple(lang["allowed"]),
+            min_lang_score=float(lang["min_score"]),
+            redact_pii=bool(pii["redact"]),
+            max_pii_hits=int(pii["max_hits"]),
+            toxicity_threshold=float(tox["threshold"]),
+            exact_dedup=bool(dd["exact"]),
+            near_dedup=bool(dd["near"]),
+            min_jaccard=float(dd["min_jaccard"]),
+            against_previous=bool(dd["against_previous_versions"]),
+            quality_enabled=bool(q.get("enabled", True)),
+            min_chars=int(tree["length"]["min_chars"]),
+            max_chars=int(tree["length"]["max_chars"]),
+            code_blocks=code_blocks,
+            max_reject_rate=float(tree["dataset"]["max_reject_rate"]),
+            max_duplicate_rate=float(tree["dataset"]["max_duplicate_rate"]),
+            profiles=tuple(sorted(raw.get("profiles", {}))),
+            thresholds=thresholds,
+            resolved=tree,
+        )
+    except KeyError as e:
+        raise ConfigError(f"{where}: missing setting {e}") from None
+
+
+def load_standard(data_cfg) -> Standard:
+    """The standard and profile a run's ``DataConfig`` names, with its overrides applied."""
+    return resolve(data_cfg.standard, data_cfg.profile, data_cfg)
+
+
+@lru_cache(maxsize=1)
+def default_standard() -> Standard:
+    """The shipped standard under its default profile, no overrides."""
+    return resolve()
+
+
+def profile_hint(standard: dict) -> str:
+    """One sentence for error messages: the profile used and the ones that exist.
+
+    ``standard`` is a manifest's ``standard`` section (see ``Standard.summary``).
+    """
+    return (
+        f"Profile used: '{standard['profile']}'; profiles of {standard['name']}: "
+        f"{', '.join(standard['profiles'])} "
+        "(choose with --profile NAME, or data.profile in a run config; a TOML file that "
+        "extends one is a user profile)."
+    )

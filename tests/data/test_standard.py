@@ -1,0 +1,103 @@
+"""The data standard: one TOML, profiles, a digest in the version id, failure messages."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from corpus_factory import good_doc, write_jsonl
+from short_corpus import SHORT_DOCS
+
+from lmops.config import DataConfig
+from lmops.data.ingest import hash_sources, ingest, version_id_for
+from lmops.data.standard import load_standard, resolve
+from lmops.data.standard.loader import STANDARD_DIR
+from lmops.errors import ConfigError, DataStandardError
+
+
+def vid(cfg: DataConfig, src) -> str:
+    s = hash_sources([src])
+    return version_id_for(load_standard(cfg), cfg, s.files, s.hashes)
+
+
+def test_every_profile_resolves_to_its_own_digest_and_figures():
+    web, docs, short = (resolve("v1", p) for p in ("web", "docs", "short"))
+    assert len({web.digest, docs.digest, short.digest}) == 3
+    assert resolve().digest == web.digest  # web is the default
+    assert (web.code_blocks, docs.code_blocks) == ("keep", "drop")
+    assert web.thresholds_for("en").min_words == 50
+    assert docs.thresholds_for("en").min_terminal_punct_lines_ratio is None
+    assert short.min_chars < web.min_chars
+    # A profile changes only what it names: the Chinese stop words stay the base list.
+    assert short.thresholds_for("zh").stopwords == web.thresholds_for("zh").stopwords
+
+
+def test_version_id_hashes_thresholds_and_word_lists_but_not_the_split(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [good_doc(i) for i in range(5)])
+    base = vid(DataConfig(), src)
+    assert vid(DataConfig(val_fraction=0.2), src) == base
+    assert vid(DataConfig(workers=1, batch_rows=50), src) == base
+    # A threshold or a word list changed in a run config, a profile or a user profile.
+    assert vid(DataConfig(quality_overrides={"en": {"min_words": 49}}), src) != base
+    assert vid(DataConfig(quality_overrides={"en": {"stopwords": ["the"]}}), src) != base
+    assert vid(DataConfig(profile="docs"), src) != base
+    user = tmp_path / "mine.toml"
+    user.write_text('extends = "web"\n[quality.zh]\nstopwords = ["的"]\n')
+    assert vid(DataConfig(profile=str(user)), src) != base
+    # An edited copy of the standard file itself: one figure in the base tables.
+    copy = tmp_path / "v1.toml"
+    text = (STANDARD_DIR / "v1.toml").read_text(encoding="utf-8")
+    copy.write_text(text.replace("max_hash_ratio = 0.1", "max_hash_ratio = 0.11", 1))
+    shutil.copy(STANDARD_DIR / "corpus_v1.json", tmp_path / "corpus_v1.json")
+    assert vid(DataConfig(standard=str(copy)), src) != base
+    copy.write_text(text)
+    assert load_standard(DataConfig(standard=str(copy))).digest == resolve().digest
+
+
+def test_user_profile_extends_a_named_one_and_bad_ones_fail_in_one_line(tmp_path):
+    user = tmp_path / "headlines.toml"
+    user.write_text('extends = "short"\ndescription = "news"\n[quality.en]\nmin_words = 4\n')
+    std = resolve("v1", str(user))
+    assert std.profile == "headlines (extends short)"
+    assert std.thresholds_for("en").min_words == 4
+    assert std.min_chars == resolve("v1", "short").min_chars
+    user.write_text("[quality.en]\nmin_wordz = 4\n")
+    with pytest.raises(ConfigError, match="unknown quality threshold 'min_wordz'"):
+        resolve("v1", str(user))
+    user.write_text('extends = "poetry"\n')
+    with pytest.raises(ConfigError, match="does not define"):
+        resolve("v1", str(user))
+    with pytest.raises(ConfigError, match=r"unknown data profile 'blog'.*'docs', 'short', 'web'"):
+        resolve("v1", "blog")
+
+
+# Short, but not text: the short profile must still quarantine these.
+JUNK = {
+    "j0": "$$$ ### 100% !!! 555-0199 >>> *** ===",
+    "j1": "buy now cheap buy now cheap buy now cheap buy now cheap buy now cheap buy now",
+    "j2": "点击这里点击这里点击这里",
+}
+
+
+def _short_source(tmp_path: Path) -> str:
+    rows = [{"id": f"s{i}", "text": t} for i, t in enumerate(SHORT_DOCS)]
+    rows += [{"id": k, "text": t} for k, t in JUNK.items()]
+    return write_jsonl(tmp_path / "short.jsonl", rows)
+
+
+def test_short_texts_pass_under_short_and_the_web_failure_names_the_profiles(tmp_path):
+    src = _short_source(tmp_path)
+    with pytest.raises(DataStandardError) as e:
+        ingest([src], DataConfig(), tmp_path / "ds", data_docs=False)
+    msg = str(e.value)
+    assert "Profile used: 'web'" in msg and "docs, short, web" in msg and "--profile" in msg
+    rep = ingest([src], DataConfig(profile="short"), tmp_path / "ds", data_docs=False)
+    assert rep.accepted >= 0.9 * len(SHORT_DOCS), rep.reasons
+    assert rep.langs["zh"] >= 10 and rep.langs["en"] >= 10
+    m = json.loads((rep.path / "manifest.json").read_text())
+    assert m["standard"]["profile"] == "short"
+    assert m["standard"]["digest"] == resolve("v1", "short").digest
+    import pyarrow.parquet as pq
+
+    q = pq.read_table(sorted(rep.path.glob("quarantine-*.parquet"))).to_pylist()
+    assert {json.loads(r["record"])["id"] for r in q} >= set(JUNK), q
