@@ -717,7 +717,10 @@ def main() -> None:
         err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        err.print("interrupted; published data is unchanged (staging folders are swept next run)")
+        err.print(
+            "interrupted; published data is unchanged (a staging folder is swept once its "
+            "lease expires, 10 minutes after the run stopped)"
+        )
         sys.exit(130)
 
 

@@ -2,6 +2,7 @@
 `--resume` continuing a stopped run in the same MLflow run from its latest checkpoint."""
 
 import mlflow
+import pytest
 from mlflow import MlflowClient
 
 from conftest import REPO, assert_clean_error, run_cli
@@ -10,6 +11,9 @@ SHORT = ["--config", "tiny", "--set", "train.max_steps=12", "--set", "train.chec
          "--set", "train.log_every=4", "--set", "train.max_failures=0"]  # fmt: skip
 
 
+# About 2 min; the default suite keeps resuming covered by the FSDP restart in
+# tests/training/test_curves.py. `make test-all` runs this CLI round trip.
+@pytest.mark.slow
 def test_train_stops_then_resumes_in_the_same_run(tmp_path):
     home = tmp_path / ".lmops"
     assert_clean_error(run_cli(["train", *SHORT], home), "no dataset version is published")

@@ -82,6 +82,9 @@ def test_the_debug_preset_follows_its_golden_loss_curve(setup, tmp_path):
     np.testing.assert_allclose(got, want, rtol=0.02)
 
 
+# About 1.5 min; the default suite keeps a 2-rank run against 1 worker in the FSDP test
+# below. `make test-all` runs this one.
+@pytest.mark.slow
 def test_two_ddp_workers_and_accumulation_match_one_at_the_same_global_batch(setup, tmp_path):
     one = curve(setup, tmp_path, "one", max_steps=6, batch_size=4, num_workers=1)
     two = curve(setup, tmp_path, "two", max_steps=6, batch_size=2, num_workers=2)
