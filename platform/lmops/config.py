@@ -319,16 +319,17 @@ def _format_validation(err: ValidationError, origin: str) -> str:
     return f"{origin}: field '{field}': {first['msg']} (got {first.get('input')!r})"
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML run config, turning every failure into a one-line ConfigError."""
+def read_toml(path: Path, what: str = "config") -> dict[str, Any]:
+    """Read a TOML file (a run config, a data standard, a profile), turning every failure
+    into a one-line ConfigError that names it as ``what``."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(f"{what} file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config {path}: {e}") from None
+        raise ConfigError(f"cannot read {what} {path}: {e}") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config {path} is not valid TOML: {e}") from None
+        raise ConfigError(f"{what} {path} is not valid TOML: {e}") from None
 
 
 def build_config(

@@ -14,11 +14,11 @@ import copy
 import dataclasses
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from lmops.config import read_toml
 from lmops.data.standard import quality
 from lmops.errors import ConfigError
 
@@ -80,15 +80,6 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _read_toml(path: Path, what: str) -> dict:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {path} not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{what} {path} is not valid TOML: {e}") from None
-
-
 def _standard_path(name: str) -> Path:
     path = Path(name) if name.endswith(".toml") else STANDARD_DIR / f"{name}.toml"
     if not path.exists():
@@ -101,7 +92,7 @@ def _profile_tables(raw: dict, profile: str, where: Path) -> tuple[str, dict]:
     """(profile name, its tables) for a named profile or a user profile file."""
     profiles = raw.get("profiles", {})
     if profile.endswith(".toml"):
-        user = _read_toml(Path(profile), "profile")
+        user = read_toml(Path(profile), "profile")
         parent = user.get("extends", raw.get("default_profile", "web"))
         if parent not in profiles:
             raise ConfigError(
@@ -182,7 +173,7 @@ def suite_text(name: str) -> str:
 def resolve(standard: str = "v1", profile: str | None = None, data_cfg=None) -> Standard:
     """The standard ``standard`` under ``profile`` with ``data_cfg``'s overrides applied."""
     path = _standard_path(standard)
-    raw = _read_toml(path, "data standard")
+    raw = read_toml(path, "data standard")
     profile = profile or raw.get("default_profile", "web")
     name, tables = _profile_tables(raw, profile, path)
     tree = {k: v for k, v in raw.items() if k != "profiles"}

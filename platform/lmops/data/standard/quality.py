@@ -154,7 +154,8 @@ class QualityThresholds:
 _PHRASE_LISTS = ("c4_end_punctuation", "c4_policy_phrases")
 
 
-def _lang_family(lang: str) -> str:
+def lang_family(lang: str) -> str:
+    """``en``, ``zh``, ``unsegmented`` or ``other``: which ``[quality.*]`` table applies."""
     base = (lang or "").lower().replace("_", "-").split("-", 1)[0]
     if base == "en":
         return "en"
@@ -163,11 +164,6 @@ def _lang_family(lang: str) -> str:
     if base in _UNSEGMENTED_LANGS:
         return "unsegmented"
     return "other"
-
-
-def lang_family(lang: str) -> str:
-    """``en``, ``zh``, ``unsegmented`` or ``other``: which ``[quality.*]`` table applies."""
-    return _lang_family(lang)
 
 
 def thresholds_for(lang: str) -> QualityThresholds:
@@ -315,7 +311,7 @@ def quality_signals(
     th = thresholds if thresholds is not None else thresholds_for(lang)
     c4 = c4 if c4 is not None else c4_lines(text, th)
     stopwords = th.stopwords
-    family = _lang_family(lang)
+    family = lang_family(lang)
     n_chars_total = len(text)
     n_visible = sum(map(len, text.split()))
 
