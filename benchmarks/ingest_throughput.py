@@ -21,11 +21,12 @@ Each side runs as a fresh subprocess, timed from start to exit (imports included
 ``--repeats`` times in alternating order. lmops: ``ingest()`` with the ``web``
 profile, quality rules on, ``workers``. datatrove: ``JsonlReader`` ->
 ``GopherRepetitionFilter`` -> ``GopherQualityFilter`` -> ``C4QualityFilter`` ->
-``FineWebQualityFilter`` -> ``JsonlWriter`` (datatrove defaults, each filter with an
-exclusion writer, as lmops writes its quarantine), ``LocalPipelineExecutor`` with
-the same ``workers``. lmops also does work datatrove does not do here; the output
-lists it. Decisions are joined on id. Everything is written to
-``<out>/ingest_throughput.json`` as well.
+``FineWebQualityFilter`` -> ``JsonlWriter`` (datatrove defaults, except C4's
+end-punctuation line rule, which is off as in the ``web`` profile and FineWeb's own
+run; each filter with an exclusion writer, as lmops writes its quarantine),
+``LocalPipelineExecutor`` with the same ``workers``. lmops also does work datatrove
+does not do here; the output lists it. Decisions are joined on id. Everything is
+written to ``<out>/ingest_throughput.json`` as well.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def side_datatrove(corpus: Path, work: Path, workers: int) -> dict:
             JsonlReader(str(corpus), glob_pattern="*.jsonl", text_key="text", id_key="id"),
             GopherRepetitionFilter(exclusion_writer=excluded("gopher_repetition")),
             GopherQualityFilter(exclusion_writer=excluded("gopher_quality")),
-            C4QualityFilter(exclusion_writer=excluded("c4")),
+            # The web profile's C4, as FineWeb ran it: no end-punctuation line rule.
+            C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=excluded("c4")),
             FineWebQualityFilter(exclusion_writer=excluded("fineweb")),
             JsonlWriter(str(work / "kept")),
         ],

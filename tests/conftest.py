@@ -24,6 +24,9 @@ def run_cli(args: list[str], home: Path, timeout: int = 600, env: dict | None = 
     e.update({"LMOPS_HOME": str(home), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
     # Prefect's ephemeral API gives up after 20 s by default: too short on a loaded 2-core box.
     e.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
+    # The home's Prefect API serves a test's next commands, then stops: test homes are
+    # many, and each idle server holds about 200 MB.
+    e.setdefault("LMOPS_PREFECT_IDLE_S", "20")
     e.update(env or {})
     return subprocess.run(
         [LMOPS, *args], cwd=home.parent, env=e, capture_output=True, text=True, timeout=timeout

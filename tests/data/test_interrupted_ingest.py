@@ -93,7 +93,12 @@ def test_heartbeat_keeps_a_long_ingest_lease_fresh(tmp_path):
     ingest, though the ingest runs several TTLs; it publishes, and no lease is left."""
     root = tmp_path / "ds"
     src = write_jsonl(tmp_path / "a.jsonl", [good_doc(i) for i in range(300)])
-    code = "import lmops.data.lease as lease; lease.HEARTBEAT_S = 0.2; " + CODE
+    # The decide stage waits 7 s first: the ingest outlives three TTLs on any machine.
+    code = (
+        "import time, lmops.data.lease as lease, lmops.data.ingest as ing; "
+        "lease.HEARTBEAT_S = 0.2; decide = ing.stage_decide; "
+        "ing.stage_decide = lambda *a: (time.sleep(7), decide(*a))[1]; " + CODE
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, src, str(root)], stderr=subprocess.PIPE)
     seen: dict[str, list[float]] = {}
     while proc.poll() is None:

@@ -31,6 +31,7 @@ from typing import Any
 import fsspec
 import numpy as np
 
+from lmops import side_process
 from lmops.config import DataConfig
 from lmops.data.publish import StagedVersion
 from lmops.data.quarantine import HEAD_CHARS, quarantine_row, reason_family
@@ -423,11 +424,18 @@ def dataset_stats(read: ReadResult, dec: DecideResult) -> dict:
 def stage_validate(
     staged: StagedVersion, std: Standard, cfg: DataConfig, stats: dict, data_docs: bool = True
 ) -> ValidationOutcome:
+    """GX on the staged metrics, in the CLI's side process when it started one."""
+    return side_process.call(validate_staged, staged.path, std, cfg.lang_mix, stats, data_docs)
+
+
+def validate_staged(
+    folder: Path, std: Standard, lang_mix: dict, stats: dict, data_docs: bool
+) -> ValidationOutcome:
     import pyarrow.parquet as pq
 
-    frame = pq.read_table(sorted(staged.path.glob("metrics-*.parquet"))).to_pandas()
+    frame = pq.read_table(sorted(folder.glob("metrics-*.parquet"))).to_pandas()
     return validate_dataset(
-        frame, stats, std, cfg.lang_mix, docs_dir=staged.path / "data_docs" if data_docs else None
+        frame, stats, std, lang_mix, docs_dir=folder / "data_docs" if data_docs else None
     )
 
 
@@ -484,7 +492,7 @@ def stage_publish(
     :class:`RejectedVersion`."""
     from lmops.data.plots import write_plots
 
-    write_plots(staged.path, manifest)
+    side_process.call(write_plots, staged.path, manifest)
     version_id = manifest["version_id"]
     if manifest["counts"]["accounting_gap"] != 0:
         staged.discard()

@@ -19,13 +19,14 @@ from lmops.data.langid import detect_languages
 from lmops.data.near_dedup import NearDedupIndex
 from lmops.data.standard import Standard, records
 from lmops.data.standard.c4 import c4_lines
-from lmops.data.standard.quality import quality_decision, quality_signals
+from lmops.data.standard.quality import lazy_quality_signals, quality_decision
 from lmops.data.standard.schema import CANDIDATE_SCHEMA
 from lmops.text.pii import KINDS as PII_KINDS
 from lmops.text.pii import redact
 from lmops.text.toxicity import toxicity_scores
 
-# Signals kept as columns (the rest of quality_signals is recomputable and large).
+# Signals kept as columns (the rest of quality_signals is recomputable and large;
+# lazy_quality_signals computes the costly ones only when a rule reads them).
 KEPT_SIGNALS = (
     "n_words",
     "mean_word_length",
@@ -79,7 +80,7 @@ def _quality(
         return None, {}, text, 0
     th = std.thresholds_for(lang)
     c4 = c4_lines(text, th)
-    sig = quality_signals(text, lang, th, c4)
+    sig = lazy_quality_signals(text, lang, th, c4)
     ok, why = quality_decision(sig, lang, th)
     if not ok:
         return f"quality:{why}", sig, text, 0

@@ -64,6 +64,8 @@ _CARD_RE = re.compile(
     r"(?:\d{12,18}|\d{3}([ -])\d{4,6}(?:\1\d{1,6}){1,3})"
     r"(?![ -]?\d)(?![A-Za-z])"
 )
+# A North-American area code with its separator: "(415) ", "(415)", "415-".
+_NA_AREA = r"(?:\([2-9]\d{2}\)[ .-]?|[2-9]\d{2}[ .-])"
 _PHONE_RES = (
     # Chinese mobile, optionally +86 and grouped 3-4-4.
     re.compile(r"(?=[+18])(?<![\d+])(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)"),
@@ -71,9 +73,25 @@ _PHONE_RES = (
     re.compile(r"\+(?<![A-Za-z0-9_+]\+)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?!\d)"),
     # North-American: (415) 555-2671, 415-555-2671, 415.555.2671, +1 415 555 2671.
     # A separator is required so that bare 10-digit numbers (ids, timestamps) pass.
+    # Not after [A-Za-z0-9_+]; an optional country code (+)1, then the area code. The
+    # first character is consumed before the look-behind (see the module docstring),
+    # then a branch per first character: "+" (then 1), "1", "(" or the area code's
+    # first digit. The same matches as the direct form
+    #   (?<![A-Za-z0-9_+])(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\)[ .-]?|[2-9]\d{2}[ .-])<rest>
+    # (tests/data/test_annotate_speed.py compares the two), ~6x faster on prose.
     re.compile(
-        r"(?<![A-Za-z0-9_+])(?:\+?1[ .-]?)?"
-        r"(?:\([2-9]\d{2}\)[ .-]?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![A-Za-z0-9_])"
+        "".join(
+            (
+                r"[+(1-9](?<![A-Za-z0-9_+][+(1-9])",
+                r"(?:(?<=\+)1[ .-]?",
+                _NA_AREA,
+                r"|(?<=1)[ .-]?",
+                _NA_AREA,
+                r"|(?<=\()[2-9]\d{2}\)[ .-]?",
+                r"|(?<=[2-9])\d{2}[ .-])",
+                r"[2-9]\d{2}[ .-]\d{4}(?![A-Za-z0-9_])",
+            )
+        )
     ),
 )
 _IPV4_RE = re.compile(r"\d(?<![\d.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?!\.?\d)")

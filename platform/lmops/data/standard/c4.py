@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -89,15 +90,54 @@ def _sentencizer():
     return nlp
 
 
+# Lines spaCy tokenizes in one memory zone (see _sentences); the zone is then closed,
+# freeing their strings and lexemes, and a new one opened.
+_LINES_PER_ZONE = 10_000
+_zone: ExitStack | None = None
+_zone_lines = 0
+
+
+@lru_cache(maxsize=1)
+def _sentence_end_re() -> re.Pattern[str]:
+    """Any character of the sentencizer's ``punct_chars`` (taken from spaCy itself)."""
+    chars = set("".join(_sentencizer().get_pipe("sentencizer").punct_chars))
+    return re.compile("[" + "".join(map(re.escape, sorted(chars))) + "]")
+
+
 def _sentences(line: str) -> int:
     """Sentences in one kept line, as datatrove's ``split_into_sentences`` counts them.
 
-    That returns one part even for an empty string, hence the floor of 1.
+    That returns one part even for an empty string, hence the floor of 1. The
+    sentencizer only starts a sentence after a token that is one of its
+    ``punct_chars``, so a line without any of those characters is one sentence and
+    is not tokenized.
     """
+    if _sentence_end_re().search(line) is None:
+        return 1
+    global _zone, _zone_lines
     nlp = _sentencizer()
+    # spaCy's string store would otherwise grow with every new token. A zone per line
+    # bounds it too, but then every line recreates its words' lexemes, which was most
+    # of the sentencizer's time; words are reused within a zone, and the counts do not
+    # depend on the zone.
+    if _zone is None or _zone_lines >= _LINES_PER_ZONE:
+        if _zone is not None:
+            _zone.close()
+        _zone, _zone_lines = ExitStack(), 0
+        _zone.enter_context(nlp.memory_zone())
+    _zone_lines += 1
     nlp.max_length = len(line) + 10
-    with nlp.memory_zone():  # spaCy's string store would otherwise grow with every token
-        return max(1, sum(1 for _ in nlp(line).sents))
+    return max(1, sum(1 for _ in nlp(line).sents))
+
+
+def _too_few_sentences(lines: list[str], need: int) -> bool:
+    """Whether ``lines`` hold fewer than ``need`` sentences; stops counting at ``need``."""
+    total = 0
+    for line in lines:
+        total += _sentences(line)
+        if total >= need:
+            return False
+    return True
 
 
 def _clean_part(text: str, th: QualityThresholds, kept: list[str]) -> tuple[int, str | None]:
@@ -156,7 +196,7 @@ def c4_lines(text: str, th: QualityThresholds) -> C4Lines:
     if need is not None:
         lines = [line for kept in kept_parts for line in kept]
         # Every kept line is at least one sentence: spaCy only runs on short documents.
-        if len(lines) < need and sum(map(_sentences, lines)) < need:
+        if len(lines) < need and _too_few_sentences(lines, need):
             return C4Lines(text, 0, "too_few_sentences")
     if not rewrite:
         return C4Lines(text, 0, None)

@@ -13,9 +13,9 @@ import unicodedata
 from dataclasses import dataclass
 
 import ftfy
-from ftfy.badness import is_bad
 
 from lmops.data.standard.schema import FINETUNE_FIELDS, PRETRAIN_FIELDS
+from lmops.text.mojibake import is_bad  # ftfy's answer, 15x faster (see there)
 
 # Between the prompt and the response of an accepted fine-tuning record.
 PROMPT_RESPONSE_SEP = "\u2028"

@@ -1,0 +1,176 @@
+"""``lmops.prefect_api``: one embedded Prefect API per home, shared by commands, kept warm
+for ``LMOPS_PREFECT_IDLE_S`` and then stopped by itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lmops import prefect_api
+from lmops.errors import LmopsError
+from lmops.home import Home
+from lmops.prefect_api import start_prefect_api
+
+# A command as the CLI runs one: take the home's API, wait for it, run a flow on it.
+_COMMAND = """
+import json, os, sys, time
+from lmops.home import prepare_environment
+from lmops.prefect_api import start_prefect_api
+
+h = prepare_environment()
+api = start_prefect_api()
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.settings import get_current_settings
+
+@flow
+def probe():
+    return get_current_settings().flows.heartbeat_frequency
+
+with api.flows(meanwhile=[lambda: print("meanwhile ran", file=sys.stderr)]):
+    heartbeat = probe()
+with get_client(sync_client=True) as client:
+    runs = client.read_flow_runs()
+print(json.dumps({"pid": api.pid, "started": api.started, "url": api.url,
+                  "client_url": str(client.api_url), "runs": len(runs),
+                  "heartbeat": heartbeat}))
+time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 0)
+"""
+
+
+def _env(home, idle_s: float) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env["LMOPS_HOME"] = str(home)
+    env["LMOPS_PREFECT_IDLE_S"] = str(idle_s)
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "300"  # a loaded 2-core box
+    return env
+
+
+def _command(tmp_path, home, idle_s: float, hold_s: float = 0) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", _COMMAND, str(hold_s)],
+        cwd=tmp_path,
+        env=_env(home, idle_s),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["stderr"] = proc.stderr
+    return out
+
+
+def _gone(pid: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # The server is not our child: nothing to reap. Its state file goes first.
+        time.sleep(0.2)
+    return False
+
+
+def test_commands_share_one_server_that_stops_after_the_idle_time(tmp_path):
+    home = tmp_path / ".lmops"
+    first = _command(tmp_path, home, idle_s=8)
+    second = _command(tmp_path, home, idle_s=8)
+    # One server for both, on the home's database; Prefect used it (no second server).
+    assert first["started"] and not second["started"]
+    assert first["pid"] == second["pid"]
+    assert second["url"] == second["client_url"].rstrip("/")
+    assert second["runs"] == 2
+    assert (home / "prefect" / "prefect.db").is_file()
+    assert "meanwhile ran" in first["stderr"]  # a new server: the caller had time to use
+    assert first["heartbeat"] is None  # no flow-run heartbeat on the embedded API
+    assert "up at " + first["url"] in prefect_api.status(Home(home))
+    # Idle for 8 s: it stops by itself and removes its state.
+    assert _gone(first["pid"], within_s=60)
+    assert not (home / "prefect" / "api.json").exists()
+    assert prefect_api.status(Home(home)).endswith("not running")
+    third = _command(tmp_path, home, idle_s=0)
+    assert third["started"] and third["pid"] != first["pid"] and third["runs"] == 3
+    assert _gone(third["pid"], within_s=30)  # idle 0: it stops once its command exits
+
+
+def test_a_running_command_keeps_the_server_past_its_idle_time(tmp_path):
+    home = tmp_path / ".lmops"
+    env = _env(home, idle_s=0)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _COMMAND, "8"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        state = home / "prefect" / "api.json"
+        deadline = time.monotonic() + 300
+        while not state.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pid = json.loads(state.read_text())["pid"]
+        # Another command comes and goes while the first still runs: same server.
+        other = _command(tmp_path, home, idle_s=0)
+        assert other["pid"] == pid and not other["started"]
+        assert not _gone(pid, within_s=2)  # idle time 0, but the first command holds it
+        out, err = holder.communicate(timeout=300)
+        assert holder.returncode == 0, err[-3000:]
+        assert _gone(pid, within_s=30)
+    finally:
+        holder.kill()
+
+
+def test_a_deleted_home_stops_its_server_and_stop_stops_one(tmp_path):
+    home = tmp_path / ".lmops"
+    pid = _command(tmp_path, home, idle_s=600)["pid"]
+    shutil.rmtree(home)
+    assert _gone(pid, within_s=30)
+    pid = _command(tmp_path, home, idle_s=600)["pid"]
+    assert prefect_api.stop(Home(home)) is True
+    assert _gone(pid, within_s=10)
+    assert prefect_api.stop(Home(home)) is False
+
+
+def test_prefect_decides_alone_when_configured_or_already_imported(tmp_path, monkeypatch):
+    import prefect  # noqa: F401  (its settings are read at import: too late to steer)
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
+    assert start_prefect_api() is None
+    monkeypatch.setitem(sys.modules, "prefect", None)
+    monkeypatch.delitem(sys.modules, "prefect")
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    assert start_prefect_api() is None
+    monkeypatch.delenv("PREFECT_API_URL")
+    monkeypatch.setenv("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "false")
+    assert start_prefect_api() is None
+    monkeypatch.setenv("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    (tmp_path / "profiles.toml").write_text('active = "x"\n[profiles.x]\n')
+    assert start_prefect_api() is None
+    assert "PREFECT_API_URL" not in os.environ
+
+
+def test_wait_names_a_server_that_exits_and_a_bad_idle_time(tmp_path, monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # restored after the test
+    monkeypatch.setenv("LMOPS_HOME", str(tmp_path / ".lmops"))
+    # Not a database URL Prefect can open: the server exits during start-up.
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "nonsense://")
+    monkeypatch.setattr(prefect_api, "_USERS_FD", None)  # restored after the test
+    api = prefect_api._acquire(Home(tmp_path / ".lmops"), idle_s=0)
+    with pytest.raises(LmopsError, match="exited before it answered; see .*prefect-api.log"):
+        api.wait()
+    assert (tmp_path / ".lmops" / "logs" / "prefect-api.log").stat().st_size > 0
+    os.close(prefect_api._USERS_FD)
+    monkeypatch.setenv("LMOPS_PREFECT_IDLE_S", "ten")
+    with pytest.raises(LmopsError, match="LMOPS_PREFECT_IDLE_S must be"):
+        prefect_api.idle_seconds()
