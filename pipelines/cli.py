@@ -353,8 +353,8 @@ def _print_summary(r) -> None:
 
 
 def _ingest_first_uses():
-    """What the ingest loads on first use in this process, in the order it uses it (2.5 s
-    of imports on 2 cores). The CLI does it while it waits for Prefect's API, or else for
+    """What the ingest loads on first use in this process, in the order it uses it (about
+    2 s of imports on 2 cores). The CLI does it while it waits for Prefect's API, or else for
     the side process's validation. A load that fails is left to the stage that needs it,
     which reports the error in context."""
     import importlib
@@ -397,9 +397,10 @@ def ingest(
     from lmops.tracking import create_store_in_background
 
     first_uses = _ingest_first_uses()
-    api = _prefect_api()  # all three start up while the flow's modules import
+    # The API, a new home's MLflow store and the side process (where GX validates and
+    # matplotlib plots) all start up while the flow's modules import.
+    api = _prefect_api()
     create_store_in_background(h)
-    # GX validates and matplotlib plots in the side process: imported there meanwhile.
     side_process.start(
         ["lmops.data.validate", "great_expectations", "lmops.data.plots", "matplotlib.pyplot"],
         meanwhile=first_uses,

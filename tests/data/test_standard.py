@@ -64,6 +64,13 @@ def test_user_profile_extends_a_named_one_and_bad_ones_fail_in_one_line(tmp_path
     user.write_text("[quality.en]\nmin_wordz = 4\n")
     with pytest.raises(ConfigError, match="unknown quality threshold 'min_wordz'"):
         resolve("v1", str(user))
+    # A TOML false or string where a number or flag belongs, not a silent 0 or True.
+    user.write_text("[toxicity]\nthreshold = false\n")
+    with pytest.raises(ConfigError, match="toxicity.threshold must be a number, not False"):
+        resolve("v1", str(user))
+    user.write_text('[pii]\nredact = "no"\n')
+    with pytest.raises(ConfigError, match="pii.redact must be true or false, not 'no'"):
+        resolve("v1", str(user))
     user.write_text('extends = "poetry"\n')
     with pytest.raises(ConfigError, match="does not define"):
         resolve("v1", str(user))

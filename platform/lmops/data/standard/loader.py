@@ -192,7 +192,13 @@ def resolve(standard: str = "v1", profile: str | None = None, data_cfg=None) -> 
         for fam, t in _family_tables(q, where).items()
     }
     try:
-        lang, pii, tox, dd = tree["language"], tree["pii"], tree["toxicity"], tree["dedup"]
+
+        def num(dotted: str, kind: type = float):
+            return _setting(tree, dotted, (int, float), where, kind)
+
+        def flag(dotted: str) -> bool:
+            return _setting(tree, dotted, (bool,), where, bool)
+
         code_blocks = tree["formats"]["code_blocks"]
         if code_blocks not in ("keep", "drop"):
             raise ConfigError(f"{where}: formats.code_blocks must be 'keep' or 'drop'")
@@ -202,27 +208,42 @@ def resolve(standard: str = "v1", profile: str | None = None, data_cfg=None) -> 
             profile=name,
             digest=digest,
             expectation_suite=suite,
-            allowed_langs=tuple(lang["allowed"]),
-            min_lang_score=float(lang["min_score"]),
-            redact_pii=bool(pii["redact"]),
-            max_pii_hits=int(pii["max_hits"]),
-            toxicity_threshold=float(tox["threshold"]),
-            exact_dedup=bool(dd["exact"]),
-            near_dedup=bool(dd["near"]),
-            min_jaccard=float(dd["min_jaccard"]),
-            against_previous=bool(dd["against_previous_versions"]),
+            allowed_langs=tuple(tree["language"]["allowed"]),
+            min_lang_score=num("language.min_score"),
+            redact_pii=flag("pii.redact"),
+            max_pii_hits=num("pii.max_hits", int),
+            toxicity_threshold=num("toxicity.threshold"),
+            exact_dedup=flag("dedup.exact"),
+            near_dedup=flag("dedup.near"),
+            min_jaccard=num("dedup.min_jaccard"),
+            against_previous=flag("dedup.against_previous_versions"),
             quality_enabled=bool(q.get("enabled", True)),
-            min_chars=int(tree["length"]["min_chars"]),
-            max_chars=int(tree["length"]["max_chars"]),
+            min_chars=num("length.min_chars", int),
+            max_chars=num("length.max_chars", int),
             code_blocks=code_blocks,
-            max_reject_rate=float(tree["dataset"]["max_reject_rate"]),
-            max_duplicate_rate=float(tree["dataset"]["max_duplicate_rate"]),
+            max_reject_rate=num("dataset.max_reject_rate"),
+            max_duplicate_rate=num("dataset.max_duplicate_rate"),
             profiles=tuple(sorted(raw.get("profiles", {}))),
             thresholds=thresholds,
             resolved=tree,
         )
     except KeyError as e:
         raise ConfigError(f"{where}: missing setting {e}") from None
+
+
+def _setting(tree: dict, dotted: str, types: tuple, where: str, kind: type):
+    """``tree[table][key]`` as ``kind``, or a clear error if its TOML type is wrong.
+
+    Python reads a TOML ``false`` as the number 0 and any string as true, so without
+    this check ``[toxicity] threshold = false`` would quarantine every document.
+    ``false`` switches rules off only in ``[quality.*]`` tables.
+    """
+    table, key = dotted.split(".")
+    value = tree[table][key]
+    if isinstance(value, bool) is not (types == (bool,)) or not isinstance(value, types):
+        want = "true or false" if types == (bool,) else "a number"
+        raise ConfigError(f"{where}: {dotted} must be {want}, not {value!r}")
+    return kind(value)
 
 
 def load_standard(data_cfg) -> Standard:
