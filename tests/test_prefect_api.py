@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,21 @@ def test_wait_names_a_server_that_exits_and_a_bad_idle_time(tmp_path, monkeypatc
     monkeypatch.setenv("LMOPS_PREFECT_IDLE_S", "ten")
     with pytest.raises(LmopsError, match="LMOPS_PREFECT_IDLE_S must be"):
         prefect_api.idle_seconds()
+
+
+def test_a_stale_state_file_names_no_live_server(tmp_path):
+    # A pid since reused by another process, and one that exited but is not reaped yet.
+    assert prefect_api._pid_alive(os.getpid()) is False
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # a zombie until reaped: os.kill still succeeds
+        stat = Path(f"/proc/{child.pid}/stat").read_text()
+        if stat.rpartition(")")[2].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    assert prefect_api._pid_alive(child.pid) is False
+    child.wait()
+    (tmp_path / "prefect").mkdir()
+    (tmp_path / "prefect" / "api.json").write_text(json.dumps({"pid": os.getpid(), "url": "x"}))
+    assert prefect_api.status(Home(tmp_path)).endswith("not running")
+    assert prefect_api.stop(Home(tmp_path)) is False

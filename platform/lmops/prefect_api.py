@@ -2,11 +2,11 @@
 
 Without ``PREFECT_API_URL``, Prefect starts a temporary API server (uvicorn with its
 own app on the home's SQLite database) at each process's first API call and stops it
-at exit: 3 to 4 s of every command on 2 cores, 10 s on a new home that migrates its
-database. lmops starts that same server once per home instead, detached, and each
+at exit: 3 to 4 s of every command on 2 cores, 5 to 10 s on a new home that migrates
+its database. lmops starts that same server once per home instead, detached, and each
 command reuses it (:mod:`lmops.prefect_api_server` is the server process). It stops
 by itself ``LMOPS_PREFECT_IDLE_S`` seconds (default 600) after the last command that
-used it; ``0`` stops it as soon as that command exits. ``lmops services status`` shows it
+used it; ``0`` stops it within a second of that command's exit. ``lmops services status`` shows it
 and ``lmops services down`` stops it.
 
 State lives in the home's ``prefect/`` folder: ``api.json`` names the running server,
@@ -39,13 +39,14 @@ _USERS_FD: int | None = None  # this process's shared lock; the kernel drops it 
 class PrefectApi:
     """The home's embedded Prefect API, started now or found running."""
 
-    def __init__(self, url: str, pid: int, started: bool) -> None:
-        self.url, self.pid, self.started = url, pid, started
+    def __init__(self, url: str, pid: int, process: subprocess.Popen | None = None) -> None:
+        self.url, self.pid, self.process = url, pid, process
+        self.started = process is not None  # by this command, rather than found running
         os.environ["PREFECT_API_URL"] = url
 
     def _alive(self) -> bool:
-        with contextlib.suppress(ChildProcessError):  # reap it if it is our exited child
-            os.waitpid(self.pid, os.WNOHANG)
+        if self.process is not None:  # our child: its exit status is the truth
+            return self.process.poll() is None
         return _pid_alive(self.pid)
 
     def wait(self, meanwhile: Iterable[Callable[[], object]] = ()) -> None:
@@ -151,7 +152,7 @@ def _acquire(h: Home, idle_s: float) -> PrefectApi:
         _USERS_FD = users
         state = read_state(h)
         if state and _pid_alive(state["pid"]):
-            return PrefectApi(state["url"], state["pid"], started=False)
+            return PrefectApi(state["url"], state["pid"])
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -170,7 +171,7 @@ def _acquire(h: Home, idle_s: float) -> PrefectApi:
         tmp = d / f"api.json.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(state), encoding="utf-8")
         tmp.replace(d / "api.json")
-        return PrefectApi(url, proc.pid, started=True)
+        return PrefectApi(url, proc.pid, proc)
 
 
 @contextlib.contextmanager
@@ -188,17 +189,19 @@ def _pid_alive(pid: int) -> bool:
     pid reused since by another process; ``/proc`` tells, where there is one)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
-    except PermissionError:
-        return False
+    proc = Path(f"/proc/{pid}")
     if not Path("/proc").is_dir():  # no /proc (macOS): trust the pid
         return True
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # empty for a zombie
-    except OSError:
+        if (proc / "stat").read_text().rpartition(")")[2].split()[0] == "Z":
+            return False  # exited, not yet reaped
+        cmdline = (proc / "cmdline").read_bytes()
+    except (OSError, IndexError):
         return False
-    return b"lmops.prefect_api_server" in cmdline
+    # Empty for a moment while a new server execs (its command line is not set yet).
+    return not cmdline or b"lmops.prefect_api_server" in cmdline
 
 
 def read_state(h: Home) -> dict | None:
