@@ -33,6 +33,23 @@ def run_cli(args: list[str], home: Path, timeout: int = 600, env: dict | None = 
     )
 
 
+def run_python(code: str, home: Path, *args: str, env: dict | None = None, timeout: int = 300):
+    """``python -c code *args`` in a fresh process on ``home``, with no MLflow or Prefect
+    variable inherited from this shell (so it uses the home's embedded services).
+    The last line of its stdout is usually JSON for the test to read."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    e["LMOPS_HOME"] = str(home)
+    e.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=home.parent,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def assert_clean_error(proc, needle: str):
     """One line on stderr naming the problem, a non-zero exit, no traceback."""
     assert proc.returncode != 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_python
 from lmops import prefect_api
 from lmops.errors import LmopsError
 from lmops.home import Home
@@ -45,23 +46,16 @@ time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 0)
 """
 
 
-def _env(home, idle_s: float) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    env["LMOPS_HOME"] = str(home)
-    env["LMOPS_PREFECT_IDLE_S"] = str(idle_s)
-    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "300"  # a loaded 2-core box
-    return env
+def _env(idle_s: float) -> dict:
+    # A loaded 2-core box may need longer than Prefect's 20 s for a server to answer.
+    return {
+        "LMOPS_PREFECT_IDLE_S": str(idle_s),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
+    }
 
 
-def _command(tmp_path, home, idle_s: float, hold_s: float = 0) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", _COMMAND, str(hold_s)],
-        cwd=tmp_path,
-        env=_env(home, idle_s),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def _command(home, idle_s: float, hold_s: float = 0) -> dict:
+    proc = run_python(_COMMAND, home, str(hold_s), env=_env(idle_s))
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["stderr"] = proc.stderr
@@ -82,8 +76,8 @@ def _gone(pid: int, within_s: float) -> bool:
 
 def test_commands_share_one_server_that_stops_after_the_idle_time(tmp_path):
     home = tmp_path / ".lmops"
-    first = _command(tmp_path, home, idle_s=8)
-    second = _command(tmp_path, home, idle_s=8)
+    first = _command(home, idle_s=8)
+    second = _command(home, idle_s=8)
     # One server for both, on the home's database; Prefect used it (no second server).
     assert first["started"] and not second["started"]
     assert first["pid"] == second["pid"]
@@ -97,14 +91,15 @@ def test_commands_share_one_server_that_stops_after_the_idle_time(tmp_path):
     assert _gone(first["pid"], within_s=60)
     assert not (home / "prefect" / "api.json").exists()
     assert prefect_api.status(Home(home)).endswith("not running")
-    third = _command(tmp_path, home, idle_s=0)
+    third = _command(home, idle_s=0)
     assert third["started"] and third["pid"] != first["pid"] and third["runs"] == 3
     assert _gone(third["pid"], within_s=30)  # idle 0: it stops once its command exits
 
 
 def test_a_running_command_keeps_the_server_past_its_idle_time(tmp_path):
     home = tmp_path / ".lmops"
-    env = _env(home, idle_s=0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env.update(_env(idle_s=0), LMOPS_HOME=str(home))
     holder = subprocess.Popen(
         [sys.executable, "-c", _COMMAND, "8"],
         cwd=tmp_path,
@@ -120,7 +115,7 @@ def test_a_running_command_keeps_the_server_past_its_idle_time(tmp_path):
             time.sleep(0.1)
         pid = json.loads(state.read_text())["pid"]
         # Another command comes and goes while the first still runs: same server.
-        other = _command(tmp_path, home, idle_s=0)
+        other = _command(home, idle_s=0)
         assert other["pid"] == pid and not other["started"]
         assert not _gone(pid, within_s=2)  # idle time 0, but the first command holds it
         out, err = holder.communicate(timeout=300)
@@ -132,10 +127,10 @@ def test_a_running_command_keeps_the_server_past_its_idle_time(tmp_path):
 
 def test_a_deleted_home_stops_its_server_and_stop_stops_one(tmp_path):
     home = tmp_path / ".lmops"
-    pid = _command(tmp_path, home, idle_s=600)["pid"]
+    pid = _command(home, idle_s=600)["pid"]
     shutil.rmtree(home)
     assert _gone(pid, within_s=30)
-    pid = _command(tmp_path, home, idle_s=600)["pid"]
+    pid = _command(home, idle_s=600)["pid"]
     assert prefect_api.stop(Home(home)) is True
     assert _gone(pid, within_s=10)
     assert prefect_api.stop(Home(home)) is False

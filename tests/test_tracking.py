@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+
+from conftest import run_python
 
 _SCRIPT = """
 import json, sys
@@ -33,16 +32,7 @@ json.dump({"child": child.returncode, "made_by_child": made_by_child, "exp_id": 
 
 def test_new_home_store_is_created_by_a_child_then_used(tmp_path):
     home = tmp_path / ".lmops"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["LMOPS_HOME"] = str(home)
-    proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_python(_SCRIPT, home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["child"] == 0 and out["made_by_child"]  # configure_mlflow then used it

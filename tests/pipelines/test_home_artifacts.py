@@ -8,15 +8,14 @@ so that is where a stray ``mlruns`` would appear.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
+
+from conftest import run_python
 
 
 def _local(uri: str) -> Path:
@@ -107,16 +106,7 @@ json.dump({e.name: e.artifact_location for e in exps}, sys.stdout)
 def test_existing_home_is_repaired(tmp_path):
     """A home whose experiments took ``<cwd>/mlruns`` writes new artifacts into the home."""
     home = tmp_path / ".lmops"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["LMOPS_HOME"] = str(home)
-    proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_python(_SCRIPT, home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     locations = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {k: _local(v).parent for k, v in locations.items()} == {
