@@ -1,17 +1,24 @@
 """Start-up cost of a small ingest: where the wall time of ``lmops ingest`` goes.
 
-    .venv/bin/python benchmarks/ingest_startup.py            # 3 fresh-home + 3 warm-home runs
+    .venv/bin/python benchmarks/ingest_startup.py            # 3 runs of each home kind
     .venv/bin/python benchmarks/ingest_startup.py --repo /old/checkout --repo .  # compare
 
 Each run is ``lmops ingest FILE --config tiny`` on a new 50-record JSONL file, as a fresh
 subprocess with the embedded services (the home's Prefect API, SQLite MLflow): the CLI's
 own ``main()`` is called by a small bootstrap that first records timestamps at phase
 boundaries (the same functions the console script calls; the hooks cost microseconds).
-``fresh``: a new ``LMOPS_HOME`` per run, so the command starts the home's Prefect API and
-the Prefect and MLflow databases are created and migrated. ``warm``: one home, primed by
-one uncounted run, whose Prefect API stays up between runs as it does for a user (see
-``lmops.prefect_api``); each counted run ingests new records, so it is never a cache hit.
-Homes live in a temporary folder; their servers stop once it is deleted.
+Three home kinds:
+
+* ``first``: a new ``LMOPS_HOME`` and a new, empty ``LMOPS_CACHE`` per run, as on a
+  machine that never ran lmops: the command starts the home's Prefect API, which migrates
+  a new Prefect database and saves it as the template; the MLflow database is created.
+* ``fresh``: a new ``LMOPS_HOME`` per run and one cache, primed by one uncounted run: the
+  new home's Prefect database is a copy of the template (see ``lmops.prefect_api_server``).
+* ``warm``: one home, primed by one uncounted run, whose Prefect API stays up between runs
+  as it does for a user (see ``lmops.prefect_api``).
+
+Each counted run ingests new records, so it is never a cache hit. Homes and caches live
+in a temporary folder; their servers stop once it is deleted.
 
 Target (the start-up issue): at most 5 s wall on 2 cores. The script prints PASS/FAIL for
 each median and never asserts. The machine's load average is printed with each run: other
@@ -41,6 +48,7 @@ sys.path.insert(0, str(HERE))
 
 TARGET_S = 5.0
 RECORDS = 50
+KINDS = ("first", "fresh", "warm")
 
 # Runs inside the measured process before the CLI: wraps the phase boundaries and times
 # the imports of the heavy libraries (cumulative, nested imports included).
@@ -189,7 +197,7 @@ def write_inputs(folder: Path, count: int, seed: int = 0) -> list[Path]:
 # --------------------------------------------------------------------------- one run
 
 
-def run_once(repo: Path, home: Path, source: Path, trace: Path) -> dict:
+def run_once(repo: Path, home: Path, source: Path, trace: Path, cache: Path) -> dict:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -197,6 +205,7 @@ def run_once(repo: Path, home: Path, source: Path, trace: Path) -> dict:
     }
     env.update(
         LMOPS_HOME=str(home),
+        LMOPS_CACHE=str(cache),
         PYTHONPATH=os.pathsep.join([str(repo / "platform"), str(repo)]),
         LMOPS_BENCH_TRACE=str(trace),
         LMOPS_BENCH_IMPORTS=",".join(IMPORTS),
@@ -272,18 +281,20 @@ def phases(events: list[dict], t0: float, t1: float) -> dict[str, float]:
 
 
 def series(
-    repos: list[Path], files: list[Path], work: Path, fresh: bool, runs: int
+    repos: list[Path], files: list[Path], work: Path, kind: str, runs: int
 ) -> dict[Path, list[dict]]:
     """``runs`` counted runs per checkout; checkouts alternate, each round in turn first."""
-    kind = "fresh" if fresh else "warm"
+    fresh = kind != "warm"
     results: dict[Path, list[dict]] = {repo: [] for repo in repos}
-    for i in range(runs + (0 if fresh else 1)):
+    for i in range(runs + (0 if kind == "first" else 1)):
         order = repos if i % 2 == 0 else repos[::-1]
         for repo in order:
             tag = f"{repos.index(repo)}-{kind}"
             home = work / f"{tag}-home-{i}" if fresh else work / f"{tag}-home"
-            r = run_once(repo, home, files[i], work / "trace.jsonl")
-            primed = not fresh and i == 0
+            # ``first``: a cache of its own per run, so no database template exists yet.
+            cache = work / (f"{tag}-cache-{i}" if kind == "first" else f"{tag}-cache")
+            r = run_once(repo, home, files[i], work / "trace.jsonl", cache)
+            primed = kind != "first" and i == 0
             label = "prime (not counted)" if primed else f"run {len(results[repo]) + 1}"
             name = f" [{repo}]" if len(repos) > 1 else ""
             print(
@@ -295,6 +306,8 @@ def series(
                 results[repo].append(r)
             if fresh:
                 shutil.rmtree(home, ignore_errors=True)
+            if kind == "first":
+                shutil.rmtree(cache, ignore_errors=True)
     return results
 
 
@@ -337,7 +350,7 @@ def main() -> None:
         help="lmops checkout to measure (default: this one); repeat to compare checkouts, "
         "whose runs then alternate",
     )
-    ap.add_argument("--only", choices=("fresh", "warm"), help="measure one home kind")
+    ap.add_argument("--only", choices=KINDS, help="measure one home kind")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "ingest_startup.json")
     args = ap.parse_args()
     repos = [r.resolve() for r in args.repo or [HERE.parent]]
@@ -345,12 +358,12 @@ def main() -> None:
     report: dict = {"cpus": os.cpu_count(), "target_s": TARGET_S, "repos": {}}
     with tempfile.TemporaryDirectory(prefix="ingest-startup-") as tmp:
         work = Path(tmp)
-        files = write_inputs(work / "inputs", 2 * args.runs + 1)
+        files = write_inputs(work / "inputs", len(KINDS) * (args.runs + 1))
         measured = {}
-        if args.only != "warm":
-            measured["fresh"] = series(repos, files, work, True, args.runs)
-        if args.only != "fresh":
-            measured["warm"] = series(repos, files[args.runs :], work, False, args.runs)
+        for n, kind in enumerate(KINDS):
+            if args.only in (None, kind):
+                start = n * (args.runs + 1)
+                measured[kind] = series(repos, files[start:], work, kind, args.runs)
     for repo in repos:
         report["repos"][str(repo)] = {
             kind: summary(f"{kind} home, {repo}", by_repo[repo])

@@ -353,8 +353,8 @@ def _print_summary(r) -> None:
 
 
 def _ingest_first_uses():
-    """What the ingest loads on first use in this process, in the order it uses it (about
-    2 s of imports on 2 cores). The CLI does it while it waits for Prefect's API, or else for
+    """What the ingest loads on first use in this process, in the order it uses it (over
+    a second of imports on 2 cores). The CLI does it while it waits for Prefect's API, or else for
     the side process's validation. A load that fails is left to the stage that needs it,
     which reports the error in context."""
     import importlib
@@ -375,7 +375,7 @@ def _ingest_first_uses():
         return run
 
     for job in (
-        imports("lmops.data.executor"),  # signals, MinHash (scipy)
+        imports("lmops.data.executor"),  # signals: language id, quality rules, pyarrow
         toxicity_model,
         imports("mlflow", "mlflow.store.tracking.sqlalchemy_store"),  # the SQLite store
     ):
@@ -390,21 +390,24 @@ def ingest(
     profile: ProfileOpt = None,
 ) -> None:
     """Run the ingest flow alone: validate SOURCES and publish a dataset version."""
-    cfg = _load(config, set_, profile)
-    _check_sources(sources)
     h = _setup()
     from lmops import side_process
+
+    # The side process (where GX validates and matplotlib plots) starts first: its
+    # imports are the longest path of a small ingest. The API and a new home's MLflow
+    # store start once the config and sources are known good, while the flow imports.
+    first_uses = _ingest_first_uses()
+    side_process.start(side_process.INGEST_MODULES, meanwhile=first_uses)
+    try:
+        cfg = _load(config, set_, profile)
+        _check_sources(sources)
+    except BaseException:
+        side_process.abandon()  # not needed now: do not wait for its imports
+        raise
     from lmops.tracking import create_store_in_background
 
-    first_uses = _ingest_first_uses()
-    # The API, a new home's MLflow store and the side process (where GX validates and
-    # matplotlib plots) all start up while the flow's modules import.
     api = _prefect_api()
     create_store_in_background(h)
-    side_process.start(
-        ["lmops.data.validate", "great_expectations", "lmops.data.plots", "matplotlib.pyplot"],
-        meanwhile=first_uses,
-    )
     from pipelines.ingest import ingest_flow
 
     try:

@@ -3,12 +3,14 @@ for ``LMOPS_PREFECT_IDLE_S`` and then stopped by itself."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -188,3 +190,48 @@ def test_a_stale_state_file_names_no_live_server(tmp_path):
     (tmp_path / "prefect" / "api.json").write_text(json.dumps({"pid": os.getpid(), "url": "x"}))
     assert prefect_api.status(Home(tmp_path)).endswith("not running")
     assert prefect_api.stop(Home(tmp_path)) is False
+
+
+def test_a_new_home_starts_from_the_database_the_first_new_home_made(tmp_path):
+    import sqlite3
+
+    cache = tmp_path / "cache"
+    env = {**_env(0), "LMOPS_CACHE": str(cache)}
+
+    def command(home, **extra):
+        home.parent.mkdir()
+        proc = run_python(_COMMAND, home, env={**env, **extra})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert command(tmp_path / "a" / ".lmops")["runs"] == 1
+    templates = sorted(p.name for p in cache.iterdir())
+    assert templates == [
+        f"prefect-{version('prefect')}.db",
+        f"prefect-{version('prefect')}.memo_store.toml",
+    ]
+    template = cache / templates[0]
+    # Mark the template: a home whose database holds the mark was copied from it.
+    with contextlib.closing(sqlite3.connect(template)) as db, db:
+        db.execute("CREATE TABLE lmops_test_mark (x)")
+    saved = template.stat().st_mtime_ns
+
+    b = tmp_path / "b" / ".lmops"
+    assert command(b)["runs"] == 1  # its own run; the first home's did not come along
+
+    def marked(path) -> bool:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            sql = "SELECT 1 FROM sqlite_master WHERE name = 'lmops_test_mark'"
+            return db.execute(sql).fetchone() is not None
+
+    assert marked(b / "prefect" / "prefect.db")
+    assert template.stat().st_mtime_ns == saved  # a seeded home does not save it again
+
+    # A configured database is Prefect's own business: not seeded, nothing saved.
+    other = tmp_path / "other.db"
+    c = tmp_path / "c" / ".lmops"
+    url = f"sqlite+aiosqlite:///{other}"
+    assert command(c, PREFECT_API_DATABASE_CONNECTION_URL=url)["runs"] == 1
+    assert other.is_file() and not marked(other)
+    assert not (c / "prefect" / "prefect.db").exists()
+    assert template.stat().st_mtime_ns == saved

@@ -53,3 +53,14 @@ def test_a_dead_side_process_falls_back_to_this_one(side, caplog):
     assert side.call(die_unless_in, os.getpid()) == os.getpid()
     assert "side process failed" in caplog.text
     assert side.call(pid_and_modules)[0] == os.getpid()  # stopped: later steps run here
+
+
+def test_abandon_kills_a_worker_still_importing():
+    # A worker told to import GX and matplotlib is still at it a moment later.
+    side_process.start(side_process.INGEST_MODULES)
+    workers = list(side_process._pool._processes.values())
+    assert len(workers) == 1
+    side_process.abandon()
+    assert not side_process.started()
+    assert [w.exitcode for w in workers] == [-9]  # killed, not left to finish its imports
+    assert side_process.call(pid_and_modules) == (os.getpid(), [])  # steps run here again

@@ -83,6 +83,15 @@ def home() -> Home:
     return Home(Path(os.environ.get("LMOPS_HOME", ".lmops")).expanduser().resolve())
 
 
+def cache_dir() -> Path:
+    """Files derived once per machine and shared by every home: ``$LMOPS_CACHE``, else
+    ``$XDG_CACHE_HOME/lmops``, else ``~/.cache/lmops``. Deleting it costs only time."""
+    root = os.environ.get("LMOPS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or "~/.cache", "lmops"
+    )
+    return Path(root).expanduser()
+
+
 def prepare_environment() -> Home:
     """Create the home and point every library at it before any of them is imported.
 

@@ -8,9 +8,12 @@ modules on the other core while the command reads and scores its records. :func:
 then runs a step there. While it waits, the caller runs its own pending warm-up jobs,
 such as importing MLflow, which only it uses.
 
-Without :func:`start` (the library, flows run by Prefect workers, the other commands),
-:func:`call` runs each step in the caller's process, so results never depend on it. If
-the worker dies, the step is run again in the caller's process, with a warning.
+``lmops ingest`` starts it for every input; the library's ``ingest()`` starts one itself
+for a large input, whose single-core read and decide stages leave the second core free
+for those imports. Without :func:`start` (small inputs through the library, the other
+commands), :func:`call` runs each step in the caller's process, so results never depend
+on it. If the worker dies, the step is run again in the caller's process, with a
+warning.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# What the ingest's validate and publish stages run there: GX and the plots.
+INGEST_MODULES = (
+    "lmops.data.validate",
+    "great_expectations",
+    "lmops.data.plots",
+    "matplotlib.pyplot",
+)
 
 _pool: ProcessPoolExecutor | None = None
 _meanwhile: Iterable[Callable[[], object]] = iter(())
@@ -61,6 +72,11 @@ def start(modules: Sequence[str], meanwhile: Iterable[Callable[[], object]] = ()
     _meanwhile = iter(meanwhile)
 
 
+def started() -> bool:
+    """Whether a worker is running (started by :func:`start` and not stopped)."""
+    return _pool is not None
+
+
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` in the worker if one was started, else here."""
     global _pool
@@ -78,6 +94,19 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         log.warning("side process failed (%s); running %s here", e, fn.__name__)
         stop()
         return fn(*args, **kwargs)
+
+
+def abandon() -> None:
+    """Stop the worker at once, even mid-import: for a command that fails before using it
+    (:func:`stop` would wait for its imports to finish)."""
+    if _pool is not None:
+        kill = getattr(_pool, "kill_workers", None)  # Python 3.14+
+        if kill is not None:
+            kill()
+        else:  # before 3.14 the executor offers no public way: its own process table
+            for process in list(getattr(_pool, "_processes", {}).values()):
+                process.kill()
+    stop()
 
 
 def stop() -> None:

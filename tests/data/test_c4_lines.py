@@ -383,3 +383,20 @@ def test_generated_documents_match_datatrove(datatrove_c4, setting: str) -> None
     # The sample exercises every outcome, so a rule that never fires would show.
     kinds = {o.reason if isinstance(o, Dropped) else "kept" for o in outcomes}
     assert kinds == {"kept", "lorem_ipsum", "curly_bracket", "too_few_sentences"}
+
+
+def test_the_sentencizer_loads_without_torch_and_torch_still_imports_after() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from lmops.data.standard.c4 import _sentences\n"
+        "n = _sentences('It works. Does it? Yes, Mr. Smith.')\n"
+        "assert 'torch' not in sys.modules, 'spaCy imported torch'\n"
+        "import torch\n"
+        "print(n, torch.tensor([1, 2]).sum().item())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["3", "3"]

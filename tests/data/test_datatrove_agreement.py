@@ -39,7 +39,8 @@ from datatrove.pipeline.filters import (  # noqa: E402
     GopherQualityFilter,
     GopherRepetitionFilter,
 )
-from datatrove.utils.word_tokenizers import WordTokenizer  # noqa: E402
+
+from lmops.data.standard.datatrove_words import WhitespaceWords  # noqa: E402
 
 # Installed docs: the first files of each package (awscli alone has thousands), .md and
 # .rst only (HTML would be tag soup), none over 200 kB.
@@ -55,19 +56,6 @@ class Outcome:
     rule: str  # "kept", or the first rule (lmops) or filter:reason (datatrove) that dropped it
     text: str  # the text after C4 (lmops: what the ingest stores)
     lines_removed: int = 0  # lmops only: lines C4 removed from a kept document
-
-
-class WhitespaceWords(WordTokenizer):
-    """lmops' English words: whitespace tokens (datatrove takes a WordTokenizer as language)."""
-
-    def word_tokenize(self, text: str) -> list[str]:
-        return text.split()
-
-    def sent_tokenize(self, text: str) -> list[str]:
-        raise NotImplementedError("only the word-based rules use this tokenizer")
-
-    def span_tokenize(self, text: str) -> list[tuple[int, int]]:
-        raise NotImplementedError("only the word-based rules use this tokenizer")
 
 
 def _collect(tmp_path) -> list[tuple[str, str, str]]:

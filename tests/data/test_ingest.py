@@ -140,3 +140,41 @@ def test_c4_lines_removed_from_accepted_documents_are_counted(tmp_path):
         d["text"] += "\nClick here\nRead more"  # lines too short for C4: both go
     rep = ingest([write_jsonl(tmp_path / "in.jsonl", docs)], CFG, tmp_path / "ds")
     assert load_manifest(rep.path)["counts"]["c4_lines_removed"] == 6
+
+
+def test_a_large_input_validates_in_a_side_process_with_the_same_outcome(tmp_path, monkeypatch):
+    from lmops import side_process
+    from lmops.data import ingest as ingest_module
+
+    rows = [good_doc(i) for i in range(30)] + [zh_doc(i) for i in range(5)]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    here = ingest([src], CFG, tmp_path / "here")
+    started = []
+    monkeypatch.setattr(ingest_module, "SIDE_PROCESS_BYTES", 0)  # every input is "large"
+    real_start = side_process.start
+    monkeypatch.setattr(side_process, "start", lambda m: started.append(m) or real_start(m))
+    side = ingest([src], CFG, tmp_path / "side")
+    assert started == [side_process.INGEST_MODULES]
+    assert not side_process.started()  # stopped with the ingest that started it
+    assert side.version_id == here.version_id
+    keys = ("validation", "counts")
+    assert {k: load_manifest(side.path)[k] for k in keys} == {
+        k: load_manifest(here.path)[k] for k in keys
+    }
+    assert (side.path / "data_docs" / "index.html").exists()
+    assert (side.path / "plot_language_mix.png").stat().st_size > 1000
+
+
+def test_a_failed_ingest_stops_the_side_process_it_started(tmp_path, monkeypatch):
+    from lmops import side_process
+    from lmops.data import ingest as ingest_module
+
+    def broken_read(*args, **kwargs):
+        raise OSError("disk gone")
+
+    src = write_jsonl(tmp_path / "in.jsonl", [good_doc(i) for i in range(5)])
+    monkeypatch.setattr(ingest_module, "SIDE_PROCESS_BYTES", 0)
+    monkeypatch.setattr(ingest_module, "stage_read", broken_read)
+    with pytest.raises(OSError, match="disk gone"):
+        ingest([src], CFG, tmp_path / "ds")
+    assert not side_process.started()

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from datasketch import MinHash
 
-from lmops.data.near_dedup import NUM_PERM, NearDedupIndex, shingle_hashes
+from lmops.data.near_dedup import (
+    NUM_PERM,
+    SEED,
+    NearDedupIndex,
+    _affine32_permutations,
+    shingle_hashes,
+)
 
 _rng = random.Random(1234)
 _VOCAB = sorted(
@@ -126,3 +134,33 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     # Overwriting is atomic and an empty index round-trips too.
     NearDedupIndex().save(path)
     assert len(NearDedupIndex.load(path)) == 0
+
+
+@pytest.mark.parametrize(("num_perm", "seed"), [(NUM_PERM, SEED), (1, 0), (64, 7), (128, 42)])
+def test_permutations_equal_datasketch(num_perm: int, seed: int) -> None:
+    a, b = _affine32_permutations(num_perm, seed)
+    ref_a, ref_b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+    assert a.dtype == b.dtype == np.uint32
+    assert np.array_equal(a, ref_a) and np.array_equal(b, ref_b)
+
+
+def test_signatures_do_not_import_datasketch() -> None:
+    """The annotate stage (every ingest worker) must not pay for datasketch + scipy."""
+    code = """
+import sys
+from lmops.data.signals import annotate_table
+from lmops.data.near_dedup import NearDedupIndex, shingle_hashes
+index = NearDedupIndex()
+sig = index.signature(shingle_hashes("the quick brown fox jumps over the lazy dog", "en"))
+assert sig.shape == (index.num_perm,), sig.shape
+for mod in ("datasketch", "scipy.integrate"):
+    assert mod not in sys.modules, mod
+text = "one two three four five six seven eight nine ten"
+assert index.check_and_add("a", text, "en") is None
+assert index.check_and_add("b", text, "en") == "a"
+assert "datasketch" in sys.modules
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

@@ -26,9 +26,15 @@ import os
 import re
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+# datasketch is imported lazily, in the methods that build MinHash objects or the LSH:
+# the ingest's annotate stage (every process-pool worker) only needs signature(), and
+# ``import datasketch`` pulls in scipy.integrate via datasketch.lsh (~0.6-0.9 s a process).
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 __all__ = ["BANDS", "NGRAM", "NUM_PERM", "ROWS", "SEED", "NearDedupIndex", "shingle_hashes"]
 
@@ -91,6 +97,19 @@ def shingle_hashes(text: str, lang: str, ngram: int = NGRAM) -> np.ndarray:
     return (h & _MASK32).astype(np.uint32)
 
 
+def _affine32_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) uint32[num_perm]: datasketch's ``MinHash(scheme="affine32").permutations``.
+
+    A copy of datasketch's ``MinHash._init_permutations`` for affine32 (odd ``a``), written
+    here so computing signatures does not import datasketch and scipy in every annotate
+    worker (measured import cost, see above); a test pins it to datasketch's own values.
+    """
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
 def _fmix32(h: np.ndarray) -> np.ndarray:
     """Murmur3 32-bit finalizer, identical to datasketch's affine32 pre-mix."""
     h = h ^ (h >> np.uint32(16))
@@ -114,13 +133,21 @@ class NearDedupIndex:
     ) -> None:
         self.bands, self.rows, self.seed, self.ngram = bands, rows, seed, ngram
         self.num_perm = bands * rows
-        self._lsh = MinHashLSH(num_perm=self.num_perm, params=(bands, rows))
-        a, b = MinHash(num_perm=self.num_perm, seed=seed, scheme=SCHEME).permutations
-        self._a = a.astype(np.uint32)[None, :]
-        self._b = b.astype(np.uint32)[None, :]
+        self._lsh_index: MinHashLSH | None = None  # created on first add/query
+        a, b = _affine32_permutations(self.num_perm, seed)
+        self._a = a[None, :]
+        self._b = b[None, :]
         self._keys: list[str] = []
         self._rows: dict[str, int] = {}
         self._sigs: list[np.ndarray] = []
+
+    @property
+    def _lsh(self) -> MinHashLSH:
+        if self._lsh_index is None:
+            from datasketch import MinHashLSH
+
+            self._lsh_index = MinHashLSH(num_perm=self.num_perm, params=(self.bands, self.rows))
+        return self._lsh_index
 
     @property
     def threshold(self) -> float:
@@ -143,11 +170,12 @@ class NearDedupIndex:
 
     def minhash(self, text: str, lang: str) -> LeanMinHash:
         """Deterministic MinHash of ``text`` (see the module docstring for shingling)."""
-        sig = self.signature(shingle_hashes(text, lang, self.ngram))
-        return LeanMinHash(seed=self.seed, hashvalues=sig, scheme=SCHEME)
+        return self.from_signature(self.signature(shingle_hashes(text, lang, self.ngram)))
 
     def from_signature(self, sig: np.ndarray) -> LeanMinHash:
         """A MinHash from a stored uint32 signature (as computed by :meth:`signature`)."""
+        from datasketch import LeanMinHash
+
         return LeanMinHash(seed=self.seed, hashvalues=sig, scheme=SCHEME)
 
     def items(self):
@@ -236,5 +264,5 @@ class NearDedupIndex:
             sigs = data["signatures"]
         index = cls(bands=bands, rows=rows, seed=seed, ngram=ngram)
         for key, sig in zip(keys, sigs, strict=True):
-            index.add(key, LeanMinHash(seed=seed, hashvalues=sig, scheme=SCHEME))
+            index.add(key, index.from_signature(sig))
         return index
