@@ -75,8 +75,7 @@ def side_lmops_rules(corpus: Path, work: Path, workers: int) -> dict:
     from lmops.data.standard import load_standard
 
     # The ingest side's standard: same config, so the same resolved thresholds.
-    profile = {"profile": "web"} if "profile" in DataConfig.model_fields else {}
-    std = load_standard(DataConfig(workers=workers, quality_rules=True, **profile))
+    std = load_standard(DataConfig(workers=workers, quality_rules=True, profile="web"))
     th = std.thresholds_for("en")
     files = sorted(corpus.glob("*.jsonl"))
     t = time.perf_counter()
@@ -99,7 +98,7 @@ def side_lmops_rules(corpus: Path, work: Path, workers: int) -> dict:
     kept = counts.pop("kept", 0)
     return {
         "seconds": seconds,
-        "profile": profile.get("profile", "default"),
+        "profile": "web",
         "input": kept + sum(counts.values()),
         "kept": kept,
         "excluded": dict(counts),

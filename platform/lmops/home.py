@@ -8,7 +8,9 @@ MLflow on SQLite plus an artifact folder, the embedded Prefect API's database
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +92,18 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or "~/.cache", "lmops"
     )
     return Path(root).expanduser()
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write; it replaces ``path`` if the block ends
+    without error and is removed if not, so readers see the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def prepare_environment() -> Home:

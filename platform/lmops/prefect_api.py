@@ -29,7 +29,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from lmops.home import Home, home
+from lmops.home import Home, home, replacing
 
 DEFAULT_IDLE_S = 600
 _TRUE = ("1", "true", "t", "yes", "y", "on")
@@ -168,9 +168,8 @@ def _acquire(h: Home, idle_s: float) -> PrefectApi:
             )
         url = f"http://127.0.0.1:{port}/api"
         state = {"pid": proc.pid, "url": url, "idle_s": idle_s, "started_at": time.time()}
-        tmp = d / f"api.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(state), encoding="utf-8")
-        tmp.replace(d / "api.json")
+        with replacing(d / "api.json") as tmp:
+            tmp.write_text(json.dumps(state), encoding="utf-8")
         return PrefectApi(url, proc.pid, proc)
 
 

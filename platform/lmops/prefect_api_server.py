@@ -36,7 +36,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
 
-from lmops.home import cache_dir
+from lmops.home import cache_dir, replacing
 
 POLL_S = 1.0
 _DB_URL_VARS = ("PREFECT_API_DATABASE_CONNECTION_URL", "PREFECT_SERVER_DATABASE_CONNECTION_URL")
@@ -110,22 +110,20 @@ class DatabaseTemplate:
         """Save the database this server just created as the template, if still new."""
         if not self.new or not self.db.is_file():
             return
-        tmp = self.template.with_name(f".{self.template.name}.{os.getpid()}.tmp")
         try:
             self.template.parent.mkdir(parents=True, exist_ok=True)
+            if self.memo.is_file():
+                _copy(self.memo, self.template_memo)
             # The backup API copies a consistent database while Prefect holds it open.
+            # The template goes last: without it, no one reads the memo.
             with (
+                replacing(self.template) as tmp,
                 contextlib.closing(sqlite3.connect(self.db)) as src,
                 contextlib.closing(sqlite3.connect(tmp)) as dst,
             ):
                 src.backup(dst)
-            if self.memo.is_file():
-                _copy(self.memo, self.template_memo)
-            tmp.replace(self.template)  # last: a template is whole or absent
         except (OSError, sqlite3.Error) as exc:  # a cache we cannot write costs only time
             print(f"lmops: could not save the Prefect database template: {exc}", file=sys.stderr)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def app_factory(self):
         """Prefect's app, whose startup saves the template once migrations are done.
@@ -149,9 +147,8 @@ class DatabaseTemplate:
 
 
 def _copy(src: Path, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dest)
+    with replacing(dest) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def main(argv: list[str]) -> None:

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lmops.home import replacing
+
 # datasketch is imported lazily, in the methods that build MinHash objects or the LSH:
 # the ingest's annotate stage (every process-pool worker) only needs signature(), and
 # ``import datasketch`` pulls in scipy.integrate via datasketch.lsh (~0.6-0.9 s a process).
@@ -237,21 +239,16 @@ class NearDedupIndex:
         meta = np.array(
             [_FORMAT_VERSION, self.bands, self.rows, self.seed, self.ngram], dtype=np.int64
         )
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(
-                    fh,
-                    meta=meta,
-                    scheme=np.array(SCHEME),
-                    keys=np.array(self._keys, dtype=str),
-                    signatures=sigs,
-                )
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with replacing(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                meta=meta,
+                scheme=np.array(SCHEME),
+                keys=np.array(self._keys, dtype=str),
+                signatures=sigs,
+            )
+            fh.flush()
+            os.fsync(fh.fileno())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NearDedupIndex:

@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import zipfile
@@ -169,7 +168,7 @@ def _cached_model():
 
     import numpy as np
 
-    from lmops.home import cache_dir
+    from lmops.home import cache_dir, replacing
 
     path = cache_dir() / f"profanity-check-{version('alt-profanity-check')}-{_CACHE_FORMAT}.npz"
     arrays = None
@@ -182,16 +181,12 @@ def _cached_model():
         arrays = _model_arrays(_profanity_package())
         if arrays is None:
             return None
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fh:
+            with replacing(path) as tmp, open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
-            tmp.replace(path)  # whole or absent for other processes
         except OSError:  # an unwritable cache costs only time
             pass
-        finally:
-            tmp.unlink(missing_ok=True)
     return _linear_model(arrays)
 
 
@@ -245,16 +240,9 @@ def _tfidf_rows(words: list[str], idf):
         # Duplicate (row, col) entries are summed into counts, times the column's idf.
         x = sp.csr_matrix((idf[cols], (rows, cols)), shape=(len(texts), width))
         x.sort_indices()
-        lengths = np.diff(x.indptr)
-        norms = np.sqrt(
-            np.bincount(
-                np.repeat(np.arange(len(texts)), lengths),
-                weights=x.data * x.data,
-                minlength=len(texts),
-            )
-        )
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
         norms[norms == 0.0] = 1.0  # an empty row stays empty, as in sklearn
-        x.data /= np.repeat(norms, lengths)
+        x.data /= np.repeat(norms, np.diff(x.indptr))
         return x
 
     return transform
