@@ -10,9 +10,7 @@ text, not by rows (see :data:`TASK_BYTES`).
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lmops.data.ordered_pool import ordered_map
 from lmops.data.signals import annotate_table
 from lmops.data.standard import Standard
 
@@ -29,9 +28,6 @@ from lmops.data.standard import Standard
 # batches left one worker idle for most of the stage. Tasks of ~1 MB (a fraction of a
 # second each) keep every worker busy to the end for little IPC.
 TASK_BYTES = 1 << 20
-# Tasks in flight per worker: enough that a slow task at the head of the (ordered)
-# window does not leave the other workers without work.
-_WINDOW_PER_WORKER = 4
 
 
 def _batches(files: list[Path], rows: int) -> Iterator[pa.Table]:
@@ -73,16 +69,8 @@ def map_local(files: list[Path], std: Standard, rows: int, workers: int) -> Iter
     if workers <= 1:
         yield from map(fn, _batches(files, rows))
         return
-    ctx = __import__("multiprocessing").get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        window: deque = deque()
-        for batch in _batches(files, rows):
-            for table in _split(batch, TASK_BYTES):
-                window.append(pool.submit(fn, table))
-                if len(window) >= workers * _WINDOW_PER_WORKER:
-                    yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
+    tasks = (table for batch in _batches(files, rows) for table in _split(batch, TASK_BYTES))
+    yield from ordered_map(fn, tasks, workers)
 
 
 def map_ray(files: list[Path], std: Standard, rows: int) -> Iterator[pa.Table]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from array import array
 from collections import Counter
@@ -35,7 +36,7 @@ from lmops import side_process
 from lmops.config import DataConfig
 from lmops.data.publish import StagedVersion
 from lmops.data.quarantine import HEAD_CHARS, quarantine_row, reason_family
-from lmops.data.readers import MAX_RECORD_PREVIEW, expand_sources, read_source_file
+from lmops.data.readers import MAX_RECORD_PREVIEW, expand_sources, read_sources
 from lmops.data.standard import Standard, load_standard, profile_hint, records
 from lmops.data.validate import ValidationOutcome, validate_dataset
 from lmops.errors import DataStandardError, SourceError
@@ -182,38 +183,38 @@ def stage_read(
     reasons: Counter = Counter()
     seen_ids: set[str] = set()
     n_input = n_cand = 0
-    for path in files:
-        for item in read_source_file(path, cfg.text_mode, code_blocks=std.code_blocks):
-            n_input += 1
-            if progress and n_input % 1000 == 0:
-                progress(n_input)
-            cut = False
-            if item.error:  # the reader keeps a preview of the raw bytes
-                why, record = f"parse:{item.error}", item.raw
-                cut = len(item.raw) >= MAX_RECORD_PREVIEW
-            else:
-                record = json.dumps(item.payload, ensure_ascii=False, default=str)
-                rec, why = records.check_schema(item.payload, item.file, item.line)
-                if not why and rec.id in seen_ids:
-                    why = f"schema:duplicate_id:{rec.id[:80]}"
-            if why:
-                reasons[reason_family(why)] += 1
-                quarantine.add(quarantine_row(item.file, item.line, why, record, cut))
-                continue
-            seen_ids.add(rec.id)
-            n_cand += 1
-            out.add(
-                {
-                    "id": rec.id,
-                    "text": rec.text,
-                    "source": rec.source,
-                    "license": rec.license,
-                    "meta": rec.meta,
-                    "file": item.file,
-                    "line": item.line,
-                    "record": record[:HEAD_CHARS],
-                }
-            )
+    workers = cfg.workers or os.cpu_count() or 1
+    for item in read_sources(files, cfg.text_mode, code_blocks=std.code_blocks, workers=workers):
+        n_input += 1
+        if progress and n_input % 1000 == 0:
+            progress(n_input)
+        cut = False
+        if item.error:  # the reader keeps a preview of the raw bytes
+            why, record = f"parse:{item.error}", item.raw
+            cut = len(item.raw) >= MAX_RECORD_PREVIEW
+        else:
+            record = json.dumps(item.payload, ensure_ascii=False, default=str)
+            rec, why = records.check_schema(item.payload, item.file, item.line)
+            if not why and rec.id in seen_ids:
+                why = f"schema:duplicate_id:{rec.id[:80]}"
+        if why:
+            reasons[reason_family(why)] += 1
+            quarantine.add(quarantine_row(item.file, item.line, why, record, cut))
+            continue
+        seen_ids.add(rec.id)
+        n_cand += 1
+        out.add(
+            {
+                "id": rec.id,
+                "text": rec.text,
+                "source": rec.source,
+                "license": rec.license,
+                "meta": rec.meta,
+                "file": item.file,
+                "line": item.line,
+                "record": record[:HEAD_CHARS],
+            }
+        )
     out.close()
     quarantine.close()
     return ReadResult(

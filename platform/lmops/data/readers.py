@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
@@ -386,3 +387,64 @@ def read_source_file(
     if suffix in MARKUP_SUFFIXES:
         return read_markup(path, code_blocks, max_chars)
     return read_text(path, text_mode, max_chars)
+
+
+# Markup is parsed in pure Python (docutils, markdown-it-py) at about 1 MB/s on a core,
+# tens of times slower than JSONL is read. From this many bytes of it (several seconds
+# of parsing) the read parses it in a process pool, which costs about a second to start.
+POOL_MARKUP_BYTES = 4 << 20
+# Markup bytes per pool task: a reST page is a few KB, so a task per file would be
+# mostly IPC; a few hundred KB is a fraction of a second of parsing.
+GROUP_BYTES = 256 << 10
+
+
+def _size(path: str) -> int:
+    """The file's size in bytes, 0 when it cannot be read (its reader will say why)."""
+    try:
+        if "://" in path:
+            fs, root = fsspec.core.url_to_fs(path)
+            return int(fs.size(root) or 0)
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _read_group(group: tuple[bool, list[str]], text_mode: str, code_blocks: str) -> list[RawItem]:
+    return [i for p in group[1] for i in read_source_file(p, text_mode, code_blocks=code_blocks)]
+
+
+def read_sources(
+    paths: list[str],
+    text_mode: str = "paragraph",
+    *,
+    code_blocks: str = "keep",
+    workers: int = 1,
+) -> Iterator[RawItem]:
+    """:func:`read_source_file` over ``paths``, in order; markup parsed by ``workers`` processes.
+
+    With ``workers`` > 1 and at least :data:`POOL_MARKUP_BYTES` of markup files, runs of
+    consecutive markup files (:data:`GROUP_BYTES` each) are parsed in a process pool
+    while this process reads the other files itself; the items are the same, in the same
+    order, as a serial read.
+    """
+    groups: list[tuple[bool, list[str]]] = []  # (parsed in the pool, files)
+    markup_bytes = group_bytes = 0
+    for p in paths:
+        pooled = _split_suffix(p)[0] in MARKUP_SUFFIXES
+        size = _size(p) if pooled else 0
+        markup_bytes += size
+        if pooled and groups and groups[-1][0] and group_bytes < GROUP_BYTES:
+            groups[-1][1].append(p)
+            group_bytes += size
+        else:
+            groups.append((pooled, [p]))
+            group_bytes = size
+    read = functools.partial(_read_group, text_mode=text_mode, code_blocks=code_blocks)
+    if workers <= 1 or markup_bytes < POOL_MARKUP_BYTES:
+        for group in groups:
+            yield from read(group)
+        return
+    from lmops.data.ordered_pool import ordered_map
+
+    for items in ordered_map(read, groups, workers, local=lambda g: not g[0]):
+        yield from items
