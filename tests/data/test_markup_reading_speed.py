@@ -3,7 +3,8 @@
 Three speed-ups, each checked against the slow way it replaces: docutils settings built
 once (not per document), markdown-it's link normalisation skipped where it cannot change
 the parse, and markup files parsed in a process pool during the read (same items, same
-order). Times are in ``benchmarks/markup_read.py``, not here.
+order); and the pools' workers forked warm. Times are in ``benchmarks/markup_read.py``
+and ``benchmarks/ingest_throughput.py``, not here.
 """
 
 import multiprocessing
@@ -88,6 +89,13 @@ def test_ordered_map_keeps_order_with_local_items_and_raises_at_the_failing_item
         for value in ordered_map(int, ["1", "2", "x", "4"], 2):
             out.append(value)
     assert out == [1, 2]
+
+
+def test_pool_workers_start_with_the_annotate_stage_loaded():
+    from lmops.data.langid import detector_built
+
+    # Forked from the fork server, which ran the warm-up once: no worker builds it again.
+    assert list(ordered_map(detector_built, range(6), 2)) == [True] * 6
 
 
 def test_ordered_map_left_early_leaves_no_worker_behind():

@@ -145,7 +145,8 @@ def test_permutations_equal_datasketch(num_perm: int, seed: int) -> None:
 
 
 def test_signatures_do_not_import_datasketch() -> None:
-    """The annotate stage (every ingest worker) must not pay for datasketch + scipy."""
+    """The annotate stage (every ingest worker) must not pay for datasketch + scipy, and its
+    signature bytes are datasketch's."""
     code = """
 import sys
 from lmops.data.signals import annotate_table
@@ -155,6 +156,24 @@ sig = index.signature(shingle_hashes("the quick brown fox jumps over the lazy do
 assert sig.shape == (index.num_perm,), sig.shape
 for mod in ("datasketch", "scipy.integrate"):
     assert mod not in sys.modules, mod
+# A document annotate keeps gets its signature bytes, still without datasketch.
+from lmops.data.signals import annotate_rows
+from lmops.data.standard import resolve
+kept = (
+    "The committee met on Tuesday to review the budget for the coming year. Members agreed "
+    "that the library needs more staff and a longer opening time. They also discussed the "
+    "new bus route, which will stop near the school and the park. A final vote on the plan "
+    "is expected next month, after the public has had a chance to comment.\\n"
+    "Residents who want to share their views can write to the council or attend the open "
+    "meeting. The chair thanked everyone for their work and closed the session after nine."
+)
+keys = ("id", "source", "license", "meta", "file", "record")
+(row,) = annotate_rows([{**dict.fromkeys(keys, ""), "line": 0, "text": kept}], resolve("v1", "web"))
+assert row["reason"] is None, row["reason"]
+for mod in ("datasketch", "scipy.integrate"):
+    assert mod not in sys.modules, mod
+import numpy as np
+assert row["minhash"] == index.minhash(kept, "en").hashvalues.astype(np.uint32).tobytes()
 text = "one two three four five six seven eight nine ten"
 assert index.check_and_add("a", text, "en") is None
 assert index.check_and_add("b", text, "en") == "a"

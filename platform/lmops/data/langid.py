@@ -73,6 +73,11 @@ def _get_detector():
     return _detector
 
 
+def detector_built(_: object = None) -> bool:
+    """Whether this process has built lingua's detector (an ingest pool worker should have)."""
+    return _detector is not None
+
+
 def _head(text: str) -> str:
     """The first MAX_CHARS characters, cut at a space when one is near the end."""
     if len(text) <= MAX_CHARS:

@@ -12,11 +12,10 @@ stored text all see the lines that remain. Gopher's signals measure the whole te
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 
 from lmops.data.langid import detect_languages
-from lmops.data.near_dedup import NearDedupIndex
+from lmops.data.near_dedup import NearDedupIndex, shingle_hashes
 from lmops.data.standard import Standard, records
 from lmops.data.standard.c4 import c4_lines
 from lmops.data.standard.quality import lazy_quality_signals, quality_decision
@@ -121,7 +120,9 @@ def annotate_rows(rows: list[dict], std: Standard) -> list[dict]:
         hits = sum(counts.values())
         mh = b""
         if reason is None and std.near_dedup:
-            mh = hasher.minhash(text, lang).hashvalues.astype(np.uint32).tobytes()
+            # The signature alone: a datasketch MinHash would import datasketch and scipy
+            # in every worker (0.7 s), and decide only needs these bytes.
+            mh = hasher.signature(shingle_hashes(text, lang, hasher.ngram)).tobytes()
         out.append(
             {
                 **{k: r[k] for k in ("id", "source", "license", "meta", "file", "line", "record")},
@@ -145,3 +146,26 @@ def annotate_rows(rows: list[dict], std: Standard) -> list[dict]:
 def annotate_table(table: pa.Table, std: Standard) -> pa.Table:
     """``annotate_rows`` over an Arrow table (the unit Ray Data and the pool exchange)."""
     return pa.Table.from_pylist(annotate_rows(table.to_pylist(), std), schema=ANNOTATED_SCHEMA)
+
+
+_WARM_UP_TEXTS = (
+    "The quick brown fox jumps over the lazy dog. It was a sunny day in the park.\n"
+    "Contact us at help@example.com or call 415-555-2671 for details about the release.",
+    "今天天气很好，我们去公园散步。这是一个关于数据质量的中文句子，用来测试分词和语言识别。",
+)
+
+
+def warm_up() -> None:
+    """Load what annotate loads on its first documents: lingua's models, spaCy, jieba...
+
+    The ``web`` profile is used because it runs every rule family; what is loaded does
+    not depend on the profile's figures.
+    """
+    from lmops.data.standard import resolve
+
+    keys = ("source", "license", "file", "record")
+    rows = [
+        {"id": str(i), "meta": "{}", "line": i, "text": t, **dict.fromkeys(keys, "")}
+        for i, t in enumerate(_WARM_UP_TEXTS)
+    ]
+    annotate_rows(rows, resolve("v1", "web"))
