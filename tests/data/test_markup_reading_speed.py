@@ -13,7 +13,7 @@ import operator
 import pytest
 
 from lmops.data import markup, readers
-from lmops.data.ordered_pool import ordered_map
+from lmops.data.ordered_pool import Local, ordered_map
 
 # Documents whose settings-dependent parts differ: a title promoted from a section,
 # section numbers (a transform that writes into the settings), substitutions, footnotes,
@@ -82,7 +82,7 @@ def test_markdown_link_normalisation_skipped_only_where_it_cannot_matter():
 def test_ordered_map_keeps_order_with_local_items_and_raises_at_the_failing_item():
     items = list(range(-20, 20))
     got = list(ordered_map(operator.neg, items, 2, local=lambda x: x % 3 == 0))
-    assert got == [-x for x in items]
+    assert got == [Local(x) if x % 3 == 0 else -x for x in items]
 
     out = []
     with pytest.raises(ValueError):
@@ -142,3 +142,24 @@ def test_pooled_markup_read_yields_the_serial_items_in_order(tmp_path, monkeypat
     assert errors["05-z.rst"].startswith("markup:unparseable")
     assert errors["06-z.md"] == "markup:no_text"
     assert sum(1 for i in serial if i.file.endswith(".jsonl") and i.error) == 12
+
+
+def test_a_large_file_between_pooled_markup_still_streams(tmp_path, monkeypatch):
+    """Files the main process reads in a pooled read stream as in a serial one."""
+    import tracemalloc
+
+    for i in range(4):
+        (tmp_path / f"{i}-doc.md").write_text(f"# Page {i}\n\nSome text.\n", encoding="utf-8")
+    big = tmp_path / "2-big.txt"
+    big.write_text((("lorem ipsum dolor sit amet " * 4 + "\n") * 3 + "\n") * 25_000)
+    size = big.stat().st_size
+    monkeypatch.setattr(readers, "POOL_MARKUP_BYTES", 0)
+    paths = readers.expand_sources([str(tmp_path)])
+    tracemalloc.start()
+    try:
+        n = sum(1 for _ in readers.read_sources(paths, workers=2))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert n == 25_000 + 4
+    assert peak < size / 20, f"peak {peak} bytes for a {size}-byte file"

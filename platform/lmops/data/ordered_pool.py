@@ -23,10 +23,18 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 WINDOW_PER_WORKER = 4
 PRELOAD = ["lmops.data.worker_warmup"]
+
+
+@dataclass(frozen=True)
+class Local:
+    """An item :func:`ordered_map` hands back for the caller to process itself."""
+
+    item: Any
 
 
 def _context():
@@ -45,12 +53,13 @@ def ordered_map(
     local: Callable[[Any], bool] | None = None,
     window_per_worker: int = WINDOW_PER_WORKER,
 ) -> Iterator[Any]:
-    """``fn(item)`` for each item, in order; ``workers`` spawn processes compute them.
+    """``fn(item)`` for each item, in order; ``workers`` processes compute them.
 
-    An item for which ``local(item)`` is true is computed in this process when its turn
-    comes, while the pool works on the items after it. ``fn`` and the pooled items must
-    be picklable. A worker's exception is raised here, at that item's turn; leaving the
-    loop early cancels the tasks not yet started.
+    An item for which ``local(item)`` is true is not sent to the pool: ``Local(item)`` is
+    yielded at its turn, for the caller to process (a large file, streamed) while the pool
+    works on the items after it. ``fn`` and the pooled items must be picklable. A worker's
+    exception is raised here, at that item's turn; leaving the loop early cancels the
+    tasks not yet started.
     """
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
     window: deque = deque()  # (future, None) for a pooled item, (None, item) for a local one
@@ -71,7 +80,7 @@ def ordered_map(
                 return
             future, item = window.popleft()
             if future is None:
-                yield fn(item)
+                yield Local(item)
             else:
                 in_flight -= 1
                 yield future.result()

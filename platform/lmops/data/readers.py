@@ -424,9 +424,17 @@ def read_sources(
 
     With ``workers`` > 1 and at least :data:`POOL_MARKUP_BYTES` of markup files, runs of
     consecutive markup files (:data:`GROUP_BYTES` each) are parsed in a process pool
-    while this process reads the other files itself; the items are the same, in the same
-    order, as a serial read.
+    while this process streams the other files itself; the items are the same, in the
+    same order, as a serial read.
     """
+
+    def stream(files: list[str]) -> Iterator[RawItem]:
+        for p in files:
+            yield from read_source_file(p, text_mode, code_blocks=code_blocks)
+
+    if workers <= 1:
+        yield from stream(paths)
+        return
     groups: list[tuple[bool, list[str]]] = []  # (parsed in the pool, files)
     markup_bytes = group_bytes = 0
     for p in paths:
@@ -439,12 +447,13 @@ def read_sources(
         else:
             groups.append((pooled, [p]))
             group_bytes = size
-    read = functools.partial(_read_group, text_mode=text_mode, code_blocks=code_blocks)
-    if workers <= 1 or markup_bytes < POOL_MARKUP_BYTES:
-        for group in groups:
-            yield from read(group)
+    if markup_bytes < POOL_MARKUP_BYTES:
+        yield from stream(paths)
         return
-    from lmops.data.ordered_pool import ordered_map
+    from lmops.data.ordered_pool import Local, ordered_map
 
-    for items in ordered_map(read, groups, workers, local=lambda g: not g[0]):
-        yield from items
+    read = functools.partial(_read_group, text_mode=text_mode, code_blocks=code_blocks)
+    for out in ordered_map(read, groups, workers, local=lambda g: not g[0]):
+        # A file read here (JSONL, text...) streams, however large; a pooled group is a
+        # list of at most GROUP_BYTES of markup documents.
+        yield from stream(out.item[1]) if isinstance(out, Local) else out
