@@ -409,8 +409,14 @@ def _size(path: str) -> int:
         return 0
 
 
+def _stream(files: list[str], text_mode: str, code_blocks: str) -> Iterator[RawItem]:
+    for p in files:
+        yield from read_source_file(p, text_mode, code_blocks=code_blocks)
+
+
 def _read_group(group: tuple[bool, list[str]], text_mode: str, code_blocks: str) -> list[RawItem]:
-    return [i for p in group[1] for i in read_source_file(p, text_mode, code_blocks=code_blocks)]
+    """A pool task: the items of one group of files, as a list (results are pickled)."""
+    return list(_stream(group[1], text_mode, code_blocks))
 
 
 def read_sources(
@@ -427,13 +433,8 @@ def read_sources(
     while this process streams the other files itself; the items are the same, in the
     same order, as a serial read.
     """
-
-    def stream(files: list[str]) -> Iterator[RawItem]:
-        for p in files:
-            yield from read_source_file(p, text_mode, code_blocks=code_blocks)
-
     if workers <= 1:
-        yield from stream(paths)
+        yield from _stream(paths, text_mode, code_blocks)
         return
     groups: list[tuple[bool, list[str]]] = []  # (parsed in the pool, files)
     markup_bytes = group_bytes = 0
@@ -448,7 +449,7 @@ def read_sources(
             groups.append((pooled, [p]))
             group_bytes = size
     if markup_bytes < POOL_MARKUP_BYTES:
-        yield from stream(paths)
+        yield from _stream(paths, text_mode, code_blocks)
         return
     from lmops.data.ordered_pool import Local, ordered_map
 
@@ -456,4 +457,4 @@ def read_sources(
     for out in ordered_map(read, groups, workers, local=lambda g: not g[0]):
         # A file read here (JSONL, text...) streams, however large; a pooled group is a
         # list of at most GROUP_BYTES of markup documents.
-        yield from stream(out.item[1]) if isinstance(out, Local) else out
+        yield from _stream(out.item[1], text_mode, code_blocks) if isinstance(out, Local) else out
