@@ -3,12 +3,14 @@
     .venv/bin/python benchmarks/promotion_speed.py [--versions 1000] [--repeats 5]
 
 A fresh SQLite MLflow store (embedded mode; a server adds its round trips) gets one
-registered model with N versions carrying evidence tags, each promoted to @staging
-once through the real gate, so the audit experiment holds N events. Then it times,
-median of the repeats:
+registered model with N versions, each made as the pipeline makes one (here: a small
+folder of files, signed with ``sign_version``, as tests/conftest.py ``add_version``
+does) and promoted to @staging once through the real gate, so the audit experiment
+holds N events. Then it times, median of the repeats:
 
-* one more ``promote`` (lock, evidence read and digest check, decide, alias move,
-  event record, version-page history): the "decision" the issue bounds at 1 s;
+* one more ``promote`` (lock, signed-evidence check including the download and hash of
+  the version's small files, decide, signed alias move, event record, version-page
+  history): the "decision" the issue bounds at 1 s;
 * ``history.events`` over all N events, as ``lmops history`` reads them;
 * the ``lmops history --json`` command end to end (includes Python start-up; it reads
   the SQLite store with SQL, without importing mlflow);
@@ -61,30 +63,37 @@ def main() -> None:
 
     from model_registry import history
     from model_registry import tags as T
-    from model_registry.evidence import evidence_for_version
     from model_registry.promotion import promote
+    from model_registry.signed_evidence import Author, sign_version
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient()
     client.create_registered_model("bench")
-    tags = {
-        **evidence_for_version(GOOD, "es-bench"),
-        T.DATA_VALIDATION: "passed",
-        T.REGISTERED_BY: "pipeline",
-    }
+    files_root = home / "version-files"
+    pipeline = Author("pipeline", False, "local, no authentication")
+    lineage = {T.DATA_VALIDATION: "passed", T.DATASET_VERSION: "ds-bench"}
+
+    def new_version() -> str:
+        """A version with signed evidence, as tests/conftest.py ``add_version`` makes one."""
+        files = Path(tempfile.mkdtemp(prefix="v-", dir=files_root))
+        (files / "config.json").write_text('{"model_type": "llama"}')
+        (files / "model.safetensors").write_bytes(os.urandom(256))
+        mv = client.create_model_version("bench", source=files.as_uri())
+        sign_version("bench", str(mv.version), GOOD, "es-bench", lineage, pipeline)
+        return str(mv.version)
+
+    files_root.mkdir()
     t0 = time.perf_counter()
-    versions = []
     for _ in range(args.versions):
-        mv = client.create_model_version("bench", source="file:///nonexistent", tags=tags)
-        versions.append(str(mv.version))
-        promote("bench", versions[-1], "staging", rescore=SAME)
-    print(f"setup: {args.versions} versions promoted in {time.perf_counter() - t0:.0f} s")
+        promote("bench", new_version(), "staging", rescore=SAME)
+    took = time.perf_counter() - t0
+    print(f"setup: {args.versions} versions signed and promoted in {took:.0f} s")
 
     decide_s = []
     for _ in range(args.repeats):
-        mv = client.create_model_version("bench", source="file:///nonexistent", tags=tags)
+        version = new_version()
         t = time.perf_counter()
-        out = promote("bench", str(mv.version), "staging", rescore=SAME)
+        out = promote("bench", version, "staging", rescore=SAME)
         decide_s.append(time.perf_counter() - t)
         assert out.decision.passed, out.decision.reasons
     hist_s = []

@@ -43,6 +43,8 @@ class Event:
     evidence_digest: str = ""
     comment: str = ""
     run_id: str = ""
+    signature: str = ""  # DSSE envelope of the move (promotion_records.py); "" if not a move
+    server_user: str = ""  # who created the run, as the lmops-auth server recorded it
 
     @property
     def when(self) -> str:
@@ -89,6 +91,9 @@ def _experiment(client, name: str) -> str:
     return ensure_experiment(name, tags={T.RUN_KIND: "registry-history"})
 
 
+# Kept out of the JSON record: the run holds them (time, id), they have their own tag
+# (signature), or only the server may write them (server_user).
+_NOT_IN_RECORD = ("time", "run_id", "signature", "server_user")
 # MLflow refuses a tag value over 8,000 characters; the record must stay valid JSON.
 RECORD_LIMIT = 8000
 NOTE_LIMIT = 5000
@@ -99,7 +104,7 @@ def record_json(ev: Event) -> str:
 
     Long reasons and comments are cut, each marked, so the JSON always fits a tag.
     """
-    fields = {k: v for k, v in asdict(ev).items() if k not in ("time", "run_id")}
+    fields = {k: v for k, v in asdict(ev).items() if k not in _NOT_IN_RECORD}
     fields["reasons"] = list(ev.reasons)
     text = json.dumps(fields, ensure_ascii=False)
     for cap in (1000, 300, 100):
@@ -131,6 +136,8 @@ def record(ev: Event, experiment: str = AUDIT_EXPERIMENT) -> Event:
         T.EVENT_RECORD: record_json(ev),
         T.NOTE: ev.markdown()[:NOTE_LIMIT],
     }
+    if ev.signature:
+        tags[T.SIGNED_RECORD] = ev.signature
     run = client.create_run(exp_id, start_time=int(ev.time * 1000), run_name=ev.title()[:250])
     client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     client.set_terminated(run.info.run_id, "FINISHED", end_time=int(ev.time * 1000))
@@ -143,7 +150,7 @@ def from_tags(tags: dict[str, str], start_ms: int, run_id: str) -> Event:
         fields = json.loads(tags.get(T.EVENT_RECORD) or "{}")
     except json.JSONDecodeError:
         fields = {}
-    known = {f for f in Event.__dataclass_fields__ if f not in ("time", "run_id")}
+    known = {f for f in Event.__dataclass_fields__ if f not in _NOT_IN_RECORD}
     fields = {k: v for k, v in fields.items() if k in known} if isinstance(fields, dict) else {}
     # The searchable tags win over the record: they are what a query selected on.
     for name, tag in (
@@ -157,6 +164,8 @@ def from_tags(tags: dict[str, str], start_ms: int, run_id: str) -> Event:
     fields.setdefault("verified", False)
     fields.setdefault("passed", False)
     fields["reasons"] = tuple(fields.get("reasons") or ())
+    fields["signature"] = tags.get(T.SIGNED_RECORD, "")
+    fields["server_user"] = tags.get(T.SERVER_USER, "")
     return Event(**fields, time=start_ms / 1000, run_id=run_id)
 
 

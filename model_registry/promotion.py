@@ -1,9 +1,10 @@
 """Promotion: the one place that moves aliases, always through a gate decision.
 
-``promote`` reads the candidate's evidence back from the registry (digest checked),
+``promote`` verifies the candidate's signed evidence (signature, files, tags),
 compares it with the incumbent re-scored on the same evaluation set, counts the
-approvals a production move needs, decides with the alias's policy, moves the alias
-only on a pass and records every attempt in the history. Two promotions racing for
+approvals of that evidence a production move needs, decides with the alias's policy,
+and on a pass signs the move as the promotion identity, records it and moves the
+alias; a refusal is recorded too. Two promotions racing for
 one alias are serialised by a lock (see :func:`alias_lock`); the loser fails with a
 clear message and the history stays consistent.
 """
@@ -21,9 +22,11 @@ from mlflow.exceptions import MlflowException
 from lmops.errors import LmopsError
 from model_registry import history
 from model_registry import tags as T
-from model_registry.evidence import read_evidence
 from model_registry.gates import ApprovalRecord, Decision, Evidence, decide, load_policy
 from model_registry.identity import Identity, current_identity, promotion_identity
+from model_registry.promotion_records import sign_move
+from model_registry.signed_evidence import SignedEvidence, verify_version
+from model_registry.versions import get_version, holder
 
 LOCK_STALE_SECONDS = 600  # a lock older than this is from a crashed promotion
 # metrics of (incumbent version, eval set id), re-scored; None when it cannot be scored
@@ -41,33 +44,6 @@ class Outcome:
     decision: Decision
     event: history.Event
     moved: bool
-
-
-def _missing(e: MlflowException) -> bool:
-    return e.error_code == "RESOURCE_DOES_NOT_EXIST"
-
-
-def get_version(name: str, version: str):
-    client = MlflowClient()
-    try:
-        return client.get_model_version(name, str(version))
-    except MlflowException as e:
-        if not _missing(e):  # permission, server error: say what the server said
-            raise LmopsError(f"cannot read {name} v{version}: {e.message}") from None
-        try:
-            client.get_registered_model(name)
-        except MlflowException:
-            raise LmopsError(f"no registered model '{name}'; see `lmops models list`") from None
-        raise LmopsError(
-            f"model '{name}' has no version {version}; see `lmops models show {name}`"
-        ) from None
-
-
-def holder(name: str, alias: str) -> str | None:
-    try:
-        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
 
 
 @contextmanager
@@ -111,25 +87,32 @@ def alias_lock(name: str, alias: str, who: str) -> Iterator[None]:
 
 
 def _approvals(
-    name: str, version: str, author: str, authenticated: bool
+    name: str, version: str, author: str, authenticated: bool, digest: str
 ) -> tuple[ApprovalRecord, ...]:
-    """Standing approvals: each identity's latest approve/reject for the version counts.
+    """Standing approvals of the evidence ``digest``: each identity's latest decision counts.
 
-    On a server with authentication only approvers can write to the approvals
-    experiment (EDIT on it), so a verified record carries the role; an unverified one
-    (a name typed into a form) does not. Embedded, nothing is verified and every
-    record counts: there is no one to check identities against.
+    The approver is who created the approval run as the server recorded it
+    (``lmops.server.user``, written by the lmops-auth server app); an approval whose
+    recorded name differs from it was filed under another name and never counts. On
+    a server without that record the name is the client's, unverified, and counts
+    only if the server checked the approver's credentials when it was written. An
+    approval of other evidence is void: new evidence needs new approvals. Embedded,
+    nothing can be verified and every record counts.
     """
     latest: dict[str, history.Event] = {}
     for ev in history.events(name, version, history.APPROVALS_EXPERIMENT):
-        latest[ev.actor] = ev
-    return tuple(
-        ApprovalRecord(
-            identity=a, has_role=ev.verified or not authenticated, is_author=(a == author)
-        )
-        for a, ev in latest.items()
-        if ev.event == "approve"
-    )
+        latest[ev.server_user or ev.actor] = ev
+    out = []
+    for who, ev in latest.items():
+        if ev.event != "approve":
+            continue
+        label, counts = who, ev.verified or not authenticated
+        if ev.server_user and ev.actor != ev.server_user:
+            label, counts = f"{ev.server_user} filed as {ev.actor}", False
+        elif ev.evidence_digest != digest:
+            label, counts = f"{who} (approved other evidence)", False
+        out.append(ApprovalRecord(identity=label, has_role=counts, is_author=(who == author)))
+    return tuple(out)
 
 
 def _hours_in_staging(name: str, version: str) -> float | None:
@@ -149,29 +132,32 @@ def gate_evidence(
     alias: str,
     rescore: Rescore | None = None,
     authenticated: bool = False,
-) -> tuple[Evidence, str]:
-    """Evidence for the gate, read from the registry; returns it with its digest."""
+) -> tuple[Evidence, SignedEvidence]:
+    """The gate's inputs, all from the version's signed statement (tags only for display).
+
+    Raises :class:`~model_registry.attestation.Unverified` when the signature, the
+    files in the artifact store or any tag disagree with what the pipeline signed.
+    """
+    signed = verify_version(name, version)
     mv = get_version(name, version)
-    tags = dict(mv.tags)
-    stored = read_evidence(tags, f"{name} v{version}")  # raises on missing or edited
     incumbent = holder(name, alias)
     inc_metrics = None
     if incumbent is not None and incumbent != str(version) and rescore is not None:
-        inc_metrics = rescore(incumbent, stored.eval_set)
-    validation = tags.get(T.DATA_VALIDATION)
+        inc_metrics = rescore(incumbent, signed.eval_set)
+    approvals = _approvals(name, version, signed.author.name, authenticated, signed.digest)
     return (
         Evidence(
-            metrics=stored.metrics,
-            eval_set=stored.eval_set,
-            data_validation_passed=None if validation is None else validation == "passed",
+            metrics=signed.metrics,
+            eval_set=signed.eval_set,
+            data_validation_passed=signed.data_validation_passed,
             incumbent_metrics=inc_metrics,
-            incumbent_eval_set=stored.eval_set if inc_metrics is not None else None,
+            incumbent_eval_set=signed.eval_set if inc_metrics is not None else None,
             incumbent_version=incumbent if incumbent != str(version) else None,
-            approvals=_approvals(name, version, tags.get(T.REGISTERED_BY, ""), authenticated),
+            approvals=approvals,
             hours_in_staging=_hours_in_staging(name, version),
             holds=tuple(mv.aliases or ()),
         ),
-        stored.digest,
+        signed,
     )
 
 
@@ -195,14 +181,32 @@ def promote(
     get_version(name, version)
     with alias_lock(name, alias, who.name):
         before = holder(name, alias)
+        signed = None
         try:
-            evidence, digest = gate_evidence(name, version, alias, rescore, who.verified)
-        except LmopsError as e:  # missing or tampered evidence is a refusal, on record
+            evidence, signed = gate_evidence(name, version, alias, rescore, who.verified)
+        except LmopsError as e:  # unsigned, forged or tampered evidence: a refusal, on record
             decision = Decision(False, [f"FAIL {e}"], policy.name, policy.version, policy.digest())
-            digest = ""
         else:
             decision = decide(evidence, policy)
+        digest = signed.digest if signed else ""
         moved = decision.passed and before != version
+        signature = ""
+        if decision.passed:  # the promotion identity signs the move it is about to make
+            signature = sign_move(
+                name=name,
+                version=version,
+                alias=alias,
+                from_version=before or "",
+                evidence_digest=digest,
+                files_digest=signed.files_digest,
+                event="gate",
+                approvals=[
+                    {"identity": a.identity, "counted": a.has_role and not a.is_author}
+                    for a in evidence.approvals
+                ],
+                policy_digest=policy.digest(),
+                actor=who.name,
+            )
         # The event is written before the alias moves: if the history cannot be
         # written (no EDIT on the audit experiment), nothing moves unrecorded.
         event = history.record(
@@ -220,6 +224,7 @@ def promote(
                 policy=f"{policy.name}@{policy.version}",
                 policy_digest=policy.digest(),
                 evidence_digest=digest,
+                signature=signature,
             )
         )
         if decision.passed:
@@ -243,6 +248,7 @@ def _move_alias(name: str, alias: str, version: str, event: history.Event) -> No
                 reasons=(f"FAIL the registry refused to move @{alias}: {e.message}",),
                 comment="",
                 run_id="",
+                signature="",
             )
         )
         raise LmopsError(f"the registry refused to move {name} @{alias}: {e.message}") from None
@@ -306,9 +312,9 @@ def refresh_history_section(name: str, version: str) -> None:
 def approve(name: str, version: str, comment: str = "", reject: bool = False) -> history.Event:
     """Record the caller's approval (or rejection) of ``version`` for @production."""
     version = str(version)
-    mv = get_version(name, version)
+    signed = verify_version(name, version)  # approve only evidence that verifies, and name it
     who = current_identity()
-    author = mv.tags.get(T.REGISTERED_BY, "")
+    author = signed.author.name
     if who.name == author and not reject:
         raise LmopsError(
             f"{who.label()} registered {name} v{version} and cannot approve it: "
@@ -325,6 +331,7 @@ def approve(name: str, version: str, comment: str = "", reject: bool = False) ->
                 verified=who.verified,
                 comment=comment,
                 passed=not reject,
+                evidence_digest=signed.digest,
             ),
             history.APPROVALS_EXPERIMENT,
         )
@@ -362,6 +369,7 @@ def rollback(name: str, alias: str) -> history.Event:
                 "nothing to roll back to"
             )
         previous = moves[-1].from_version
+        signed = verify_version(name, previous)  # never roll back onto unverified evidence
         ev = history.record(
             history.Event(
                 event="rollback",
@@ -373,6 +381,17 @@ def rollback(name: str, alias: str) -> history.Event:
                 from_version=current,
                 to_version=previous,
                 reasons=(f"rolled back from v{current} to its previous holder v{previous}",),
+                evidence_digest=signed.digest,
+                signature=sign_move(
+                    name=name,
+                    version=previous,
+                    alias=alias,
+                    from_version=current,
+                    evidence_digest=signed.digest,
+                    files_digest=signed.files_digest,
+                    event="rollback",
+                    actor=who.name,
+                ),
             )
         )
         _move_alias(name, alias, previous, ev)

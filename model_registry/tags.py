@@ -21,6 +21,10 @@ DATA_VALIDATION = "lmops.data_validation"  # "passed" or "failed": the dataset's
 REGISTERED_BY = "lmops.registered_by"  # identity that registered the version
 INGEST_RUN = "lmops.ingest_run"  # MLflow run holding the dataset's validation evidence
 COMPARED_WITH = "lmops.compared_with"
+# The signed copy of all of the above that gates and servers check (attestation.py);
+# every other tag is the human-readable copy.
+SIGNED_EVIDENCE = "lmops.signed_evidence"  # DSSE envelope: the evidence statement
+MODEL_SIGNATURE = "lmops.model_signature"  # model-signing bundle over the model's files
 OBJECTIVE = "lmops.objective"  # clm, mlm or sft
 PARENT_MODEL = "lmops.parent_model"  # NAME/VERSION a fine-tuned or continued model started from
 LORA = "lmops.lora"  # LoRA settings of a version whose adapter was merged into the parent
@@ -32,7 +36,15 @@ EVENT_VERSION = "lmops.version"
 EVENT_ALIAS = "lmops.alias"
 EVENT_ACTOR = "lmops.actor"
 EVENT_RECORD = "lmops.event_record"  # the whole event as JSON (history.Event)
+SIGNED_RECORD = "lmops.signed_record"  # DSSE envelope of an alias move (promotion record)
 NOTE = "mlflow.note.content"  # the run description MLflow's UI renders as markdown
+
+# Written only by the lmops-auth server app (model_registry/mlflow_server_app.py),
+# which refuses them from any client: who the server authenticated.
+SERVER_USER = "lmops.server.user"  # run tag the lmops-auth server app writes: who created the run
+SERVER_CREATED_BY = (
+    "lmops.server.created_by"  # version tag lmops-auth writes: who created the version
+)
 
 # Tags of evaluation runs (one run per model version and evaluation set).
 RUN_KIND = "lmops.kind"

@@ -465,8 +465,9 @@ def evaluate(
     attach: Annotated[
         bool,
         typer.Option(
-            help="Write the results as the version's evidence tags (eval.*, "
-            "safety.*, bias.*) with a fresh digest."
+            help="Sign the results as the version's new evidence (its lineage "
+            "carries over; approvals of the old evidence no longer count) and write "
+            "them as its eval.*, safety.* and bias.* tags."
         ),
     ] = False,
     no_cache: Annotated[
@@ -518,10 +519,9 @@ def evaluate(
     with _flows(api):
         res = evaluate_version_flow(model_uri, cfg, ds_path, use_cache=not no_cache)
     if attach:
-        from model_registry.evidence import evidence_for_version
-        from model_registry.register import set_version_tags
+        from model_registry.signed_evidence import resign
 
-        set_version_tags(res.name, res.version, evidence_for_version(res.metrics, res.eval_set_id))
+        resign(res.name, res.version, res.metrics, res.eval_set_id)
     if json_out:
         console.print_json(res.model_dump_json())
         return
@@ -540,7 +540,7 @@ def _print_evaluation(res, attached: bool) -> None:
     state = "cached evaluation reused" if res.cached else "evaluated"
     console.print(f"{state}: MLflow run {res.run_id}")
     if attached:
-        console.print(f"evidence tags written to {res.name} v{res.version}")
+        console.print(f"new evidence signed and written to {res.name} v{res.version}")
 
 
 def _print_reasons(reasons: dict[str, int]) -> None:
@@ -747,8 +747,10 @@ def main() -> None:
     from pipelines.cli_registry import register
     from pipelines.cli_serving import register as register_serving
     from pipelines.cli_standard import register as register_standard
+    from pipelines.cli_trust import register as register_trust
 
     register(app)
+    register_trust(app)
     register_serving(app)
     register_standard(app)
     # With Python's default threshold (a young collection every 700 net allocations) the

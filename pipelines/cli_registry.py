@@ -122,7 +122,7 @@ def history(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     json_out: JsonOpt = False,
 ) -> None:
-    """Who moved which version, when, from -> to, and why: every gate decision."""
+    """Who moved which version, when, from -> to, and why; whether each move's record verifies."""
     from lmops.home import prepare_environment
 
     # No _tracking(): importing mlflow alone takes over a second, and the history is
@@ -134,13 +134,31 @@ def history(
         hist.events(name) + hist.events(name, experiment=hist.APPROVALS_EXPERIMENT),
         key=lambda e: e.time,
     )
+    from model_registry.promotion_records import MOVES, verify_record
+
+    def verifies(e) -> bool | None:
+        if e.event not in MOVES or not e.to_version or not e.passed:
+            return None
+        try:
+            verify_record(e)
+        except LmopsError:
+            return False
+        return True
+
     if json_out:
-        print(json.dumps([e.as_dict() for e in events], indent=2))
+        rows = [{**e.as_dict(), "signature_verifies": verifies(e)} for e in events]
+        print(json.dumps(rows, indent=2))
         return
     if not events:
         console.print(f"no registry events for {name}")
         return
-    t = Table("when (UTC)", "who", "event", "version", "alias: from -> to", "policy", "evidence")
+
+    def signed(e) -> str:
+        return {None: "", False: "[red]NO[/]", True: "[green]verified[/]"}[verifies(e)]
+
+    t = Table(
+        "when (UTC)", "who", "event", "version", "alias: from -> to", "policy", "evidence", "signed"
+    )
     for e in events:
         verdict = {"gate": "passed" if e.passed else "REFUSED"}.get(e.event, "")
         move = f"{e.alias}: v{e.from_version or '-'} -> v{e.to_version or '-'}"
@@ -149,9 +167,10 @@ def history(
             e.actor + ("" if e.verified else " (unverified)"),
             f"{e.event} {verdict}".strip(),
             e.version,
-            move if e.event in ("gate", "rollback") else e.alias,
+            move if e.event in MOVES else e.alias,
             f"{e.policy} {e.policy_digest}".strip(),
             e.evidence_digest[:12],
+            signed(e),
         )
     console.print(t)
     for e in events:

@@ -63,11 +63,20 @@ def serve(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="No API keys (only on 127.0.0.1).")
     ] = False,
+    allow_unsigned: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsigned",
+            help="DEVELOPMENT ONLY: serve a folder, or a version whose signatures do not verify.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the model behind an OpenAI-compatible API (/v1/completions, /v1/chat/completions).
 
     Clients send `Authorization: Bearer <key>` (create one with `lmops keys add NAME`).
     The OpenAPI spec is at /openapi.json; /healthz and /metrics (Prometheus) are open.
+    Only a version whose signed evidence and promotion record verify is loaded, and an
+    alias is followed only to a holder that verifies (see docs/promotion.md).
     """
     import logging
 
@@ -95,6 +104,7 @@ def serve(
         watch_interval_s=watch_interval,
         require_api_key=not no_auth,
         api_keys_file=str(keys_file) if keys_file else None,
+        allow_unsigned=allow_unsigned,
     )
     keys = None
     if not no_auth:
@@ -115,8 +125,10 @@ def serve(
     from lmops.serving.app import build_app
     from lmops.serving.metering import UsageMeter
     from lmops.serving.model_source import ModelHolder
+    from model_registry.verify import load_verified
 
-    holder = ModelHolder(settings)  # a bad model is one clear line before the port opens
+    # A bad or unverified model is one clear line before the port opens.
+    holder = ModelHolder(settings, verifier=load_verified)
     cur = holder.current
     follow = f", following {model} every {watch_interval:g} s" if cur.alias else ""
     err.print(

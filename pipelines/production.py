@@ -59,7 +59,8 @@ def check_candidate(name: str, version: str) -> tuple[Decision, str, str]:
     fails. Publishes the reviewer's summary; returns the decision, the evidence digest
     and that summary."""
     policy = load_policy(ALIAS)
-    evidence, digest = gate_evidence(name, version, ALIAS, rescorer_for_version(name, version))
+    evidence, signed = gate_evidence(name, version, ALIAS, rescorer_for_version(name, version))
+    digest = signed.digest  # the reviewer approves this evidence, and only this
     decision = decide(evidence, policy.model_copy(update={"approval": None}))
     if not decision.passed:
         failed = [r for r in decision.reasons if r.startswith("FAIL")]
@@ -87,7 +88,9 @@ def check_candidate(name: str, version: str) -> tuple[Decision, str, str]:
 
 
 @task(name="record-review", cache_policy=NO_CACHE)
-def record_review(name: str, version: str, answer: ApprovalForm) -> history.Event:
+def record_review(
+    name: str, version: str, answer: ApprovalForm, evidence_digest: str
+) -> history.Event:
     """The form's answer as an approval or rejection event, unverified.
 
     Against a server with authentication a typed name proves nothing: the answer goes
@@ -106,6 +109,7 @@ def record_review(name: str, version: str, answer: ApprovalForm) -> history.Even
             verified=False,
             comment=comment,
             passed=answer.decision == "approve",
+            evidence_digest=evidence_digest,
         ),
         history.AUDIT_EXPERIMENT if authenticated else history.APPROVALS_EXPERIMENT,
     )
@@ -145,13 +149,13 @@ def production_flow(name: str, version: str, timeout_hours: float = 72) -> dict:
     """Check the candidate, wait for a reviewer's answer, then gate and move @production."""
     configure_mlflow(prepare_environment(), "lmops")
     version = str(version)
-    _, _, summary = check_candidate(name, version)
+    _, digest, summary = check_candidate(name, version)
     answer = pause_flow_run(
         wait_for_input=ApprovalForm.with_initial_data(description=summary),
         timeout=int(timeout_hours * 3600),
         poll_interval=PAUSE_POLL_SECONDS,
     )
-    record_review(name, version, answer)
+    record_review(name, version, answer, digest)
     if answer.decision == "reject":
         raise GateRefused(
             f"{answer.approver} rejected {name} v{version} for @{ALIAS}: "

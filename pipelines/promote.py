@@ -1,4 +1,4 @@
-"""Prefect flow: register the model with lineage and evidence, gate it, promote to @staging."""
+"""Prefect flow: register the model, sign its files and evidence, gate it, promote to @staging."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from lmops.config import RunConfig
 from lmops.progress import reporter
 from model_registry import tags as T
 from model_registry.evaluations import eval_dataset
-from model_registry.evidence import evidence_for_version
+from model_registry.evidence import evidence_tags
 from model_registry.identity import current_identity
 from model_registry.model_card import card_for_run
 from model_registry.promotion import promote
 from model_registry.register import code_commit, ingest_run_id, log_and_register
+from model_registry.signed_evidence import sign_version
 from pipelines.evaluate import EvalResult
 from pipelines.events import emit_alias_moved
 from pipelines.ingest import DatasetVersion
@@ -63,7 +64,7 @@ def register_stage(
     if ingest_run:
         lineage[T.INGEST_RUN] = ingest_run
     card = card_for_run(config, ds, ev, lineage)
-    tags = {**lineage, **evidence_for_version(ev.metrics, ev.eval_set_id)}
+    tags = {**lineage, **evidence_tags(ev.metrics), T.EVAL_SET: ev.eval_set_id}
     if ev.comparison is not None:
         inc = ev.comparison["incumbent"]
         tags[T.COMPARED_WITH] = f"v{inc['version']} (@{inc['alias']}) on {ev.eval_set_id}"
@@ -92,6 +93,10 @@ def register_stage(
     MlflowClient().update_model_version(
         config.registry.model_name, version, description=description
     )
+    # Signed last, over the files as the artifact store holds them: what every gate,
+    # `lmops verify` and `lmops serve` check (model_registry/signed_evidence.py).
+    with reporter().task("register: signing files and evidence"):
+        sign_version(config.registry.model_name, version, ev.metrics, ev.eval_set_id, lineage)
     return uri, version
 
 

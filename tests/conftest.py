@@ -161,16 +161,28 @@ GATE_PASSING_METRICS = {
 
 
 def add_version(client, name: str, author: str = "lmops-pipeline", **metrics) -> str:
-    """A registered version of ``name`` carrying evidence as the pipeline writes it."""
-    from model_registry import tags as T
-    from model_registry.evidence import evidence_for_version
+    """A registered version of ``name`` with signed evidence, as the pipeline writes it.
 
-    tags = {
-        **evidence_for_version({**GATE_PASSING_METRICS, **metrics}, "es-a"),
-        T.DATA_VALIDATION: "passed",
-        T.REGISTERED_BY: author,
-    }
-    mv = client.create_model_version(name, source="file:///nonexistent/model", tags=tags)
+    Its files are a small folder of fresh random bytes (the gate hashes files, it does
+    not load them), signed with the home's key like a real registration.
+    """
+    import tempfile
+
+    from model_registry import tags as T
+    from model_registry.signed_evidence import Author, sign_version
+
+    files = Path(tempfile.mkdtemp(prefix="lmops-version-"))
+    (files / "config.json").write_text('{"model_type": "llama"}')
+    (files / "model.safetensors").write_bytes(os.urandom(256))
+    mv = client.create_model_version(name, source=files.as_uri())
+    sign_version(
+        name,
+        str(mv.version),
+        {**GATE_PASSING_METRICS, **metrics},
+        "es-a",
+        {T.DATA_VALIDATION: "passed"},
+        Author(author, False, "local, no authentication"),
+    )
     return str(mv.version)
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# MLflow tracking server on PostgreSQL, with proxied artifacts and basic-auth.
+# MLflow tracking server on PostgreSQL, with proxied artifacts and lmops-auth (basic-auth
+# plus the authenticated creator of runs and versions: model_registry/mlflow_server_app.py).
 source "$(dirname "$0")/common.sh"
 AUTH_INI="$SVC/mlflow_auth.ini"
 CREDS="$SVC/mlflow_admin_password"
@@ -23,9 +24,15 @@ authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 auth_cache_ttl_seconds = 60
 INI
   mkdir -p "$SVC/mlflow-artifacts"
+  # Registry webhooks (`lmops audit --watch`) go to a receiver on this machine, over
+  # plain HTTP like everything in this local stack: MLflow refuses both by default.
+  # Each worker caches the webhook list for MLFLOW_WEBHOOK_CACHE_TTL (60 s by default):
+  # at 5 s a new subscription is delivered to within 5 s.
+  MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true \
+  MLFLOW_WEBHOOK_CACHE_TTL=5 \
   MLFLOW_AUTH_CONFIG_PATH="$AUTH_INI" MLFLOW_DISABLE_TELEMETRY=true \
     MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$SVC/mlflow_flask_secret")" setsid \
-    "$VENV_BIN/mlflow" server --app-name basic-auth \
+    "$VENV_BIN/mlflow" server --app-name lmops-auth \
       --backend-store-uri "postgresql://lmops@127.0.0.1:$PG_PORT/mlflow" \
       --artifacts-destination "$SVC/mlflow-artifacts" --serve-artifacts \
       --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 2 \

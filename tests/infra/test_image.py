@@ -223,11 +223,11 @@ def _serve_apps():
     return yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
 
 
-def test_rayservice_import_path_is_the_lmops_serving_module():
+def test_rayservice_import_path_is_the_serving_app_with_signature_checks():
     (app,) = _serve_apps()
     module, attr = app["import_path"].split(":")
-    assert module == "lmops.serving.ray_serve" and attr == "app"
-    assert (REPO / "platform" / (module.replace(".", "/") + ".py")).exists()
+    assert module == "pipelines.serve_app" and attr == "app"
+    assert (REPO / (module.replace(".", "/") + ".py")).exists()
 
 
 def test_rayservice_config_fits_the_application_it_imports():

@@ -19,6 +19,7 @@ CORE_FILES = [
     "prefect.yaml",
     "serve.yaml",
     "secrets.example.yaml",
+    "signing-keys.example.yaml",
 ]
 
 
@@ -128,7 +129,7 @@ def test_rayservice_fields_match_kuberay_v1():
     config = yaml.safe_load(svc["spec"]["serveConfigV2"])
     assert config["http_options"]["port"] == 8000
     (app,) = config["applications"]
-    assert app["import_path"] == "lmops.serving.ray_serve:app"
+    assert app["import_path"] == "pipelines.serve_app:app"
     gpus_wanted = sum(
         d["num_replicas"] * d["ray_actor_options"].get("num_gpus", 0) for d in app["deployments"]
     )
@@ -205,7 +206,10 @@ def _argv(svc) -> list[str]:
 # How each service that compose may publish authenticates its callers, read from its own
 # configuration; a service missing here publishes nothing.
 AUTHENTICATED = {
-    "mlflow": lambda s: "basic-auth" in _argv(s) and "MLFLOW_AUTH_CONFIG_PATH" in s["environment"],
+    "mlflow": lambda s: (
+        ("basic-auth" in _argv(s) or "lmops-auth" in _argv(s))
+        and "MLFLOW_AUTH_CONFIG_PATH" in s["environment"]
+    ),
     "serve": lambda s: bool(s["environment"].get("LMOPS_API_KEYS")) and "--no-auth" not in _argv(s),
     "prefect-server": lambda s: bool(s["environment"].get("PREFECT_SERVER_API_AUTH_STRING")),
     "ray-head": lambda s: (
@@ -254,7 +258,7 @@ def test_compose_clients_present_the_credentials_their_servers_ask_for():
 def test_prefect_yaml_deployments_point_at_real_flows():
     spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
     names = {d["name"] for d in spec["deployments"]}
-    assert names == {"nightly-ingest", "weekly-train", "promote-production"}
+    assert names == {"nightly-ingest", "weekly-train", "promote-production", "registry-audit"}
     import importlib
 
     for d in spec["deployments"]:
@@ -265,6 +269,7 @@ def test_prefect_yaml_deployments_point_at_real_flows():
         assert d["work_pool"]["name"] == "lmops-process"
         if "schedules" in d:  # scheduled runs name a committed config
             assert d["schedules"][0]["cron"].count(" ") == 4
+        if "config_name" in d["parameters"]:
             config = d["parameters"]["config_name"]
             assert (REPO / "pipelines" / "configs" / f"{config}.toml").exists()
     assert tomllib.loads((REPO / "pyproject.toml").read_text())  # sanity: repo root

@@ -86,11 +86,13 @@ def test_promote_approve_production_rollback_history(registry):
 def test_tampered_evidence_is_refused_and_recorded(registry):
     m = registry.name
     v = add_version(registry)
-    registry.set_model_version_tag(m, v, "safety.toxicity_rate", "0")  # was 0: now "0"
     registry.set_model_version_tag(m, v, "eval.bits_per_byte", "1.0")  # hand-edited
     out = promote(m, v, "staging")
     assert not out.decision.passed
-    assert "edited by hand" in out.decision.reasons[0]
+    assert (
+        "eval.bits_per_byte is 1.0 on the version, 2 in the signed evidence"
+        in (out.decision.reasons[0])
+    )
     assert registry.get_model_version(m, v).tags[T.gate("staging")] == "refused"
     assert history.events(m)[-1].passed is False
 
@@ -99,7 +101,7 @@ def test_missing_evidence_is_refused(registry):
     m = registry.name
     mv = registry.create_model_version(m, source="file:///nonexistent/model")
     out = promote(m, str(mv.version), "staging")
-    assert not out.decision.passed and "no evaluation evidence" in out.decision.reasons[0]
+    assert not out.decision.passed and "carries no signed evidence" in out.decision.reasons[0]
 
 
 def test_regression_against_incumbent_is_refused(registry):

@@ -35,11 +35,18 @@ def test_version_carries_lineage(registry, tiny_run):
     assert run.inputs.dataset_inputs[0].dataset.digest == ds[3:]
 
 
-def test_version_carries_verified_evidence(registry):
-    from model_registry.evidence import read_evidence
+def test_version_carries_verified_evidence(registry, tiny_run, monkeypatch):
+    from model_registry.signed_evidence import verify_version
+
+    monkeypatch.setenv("LMOPS_HOME", str(tiny_run[0]))  # its trust file lists the run's key
+    from model_registry.verify import verify
 
     mv = registry.get_model_version_by_alias("lmops-tiny", "staging")
-    ev = read_evidence(dict(mv.tags), "v1")  # raises if the digest does not match
+    ev = verify_version("lmops-tiny", str(mv.version))  # signature, files in the store, tags
+    report = verify("lmops-tiny@staging")  # and the signed move the gate made
+    assert report.ok, report.checks
+    assert ev.predicate["dataset_version"] == mv.tags["lmops.dataset_version"]
+    assert ev.data_validation_passed is True and ev.predicate["code_commit"]
     for key in ("eval/perplexity", "eval/bits_per_byte", "safety/score", "bias/mean_abs_gap"):
         assert key in ev.metrics, sorted(ev.metrics)
     assert ev.eval_set.startswith("es-")

@@ -32,8 +32,9 @@ from mlflow import MlflowClient
 from conftest import GATE_PASSING_METRICS, LMOPS, REPO
 from lmops.errors import LmopsError
 from model_registry import history, roles
+from model_registry import keys as signing_keys
 from model_registry import tags as T
-from model_registry.evidence import evidence_for_version
+from model_registry.signed_evidence import Author, sign_version
 
 pytestmark = pytest.mark.services
 NEEDED = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
@@ -87,6 +88,10 @@ class Actor:
             "MLFLOW_TRACKING_PASSWORD": self.password,
             "LMOPS_PROMOTION_IDENTITY": self.promoter,
             "LMOPS_HOME": str(self.home),
+            # One pipeline/promotion key and trust file for the deployment (approvers
+            # sign nothing): this process's, so every actor verifies what it signed.
+            "LMOPS_SIGNING_KEY": str(signing_keys.key_file_for(signing_keys.EVIDENCE)),
+            "LMOPS_TRUST_FILE": str(signing_keys.trust_file()),
             "PYTHONUNBUFFERED": "1",
             "COLUMNS": "200",
         }
@@ -195,17 +200,25 @@ class Model:
         roles.set_permission(actors["bob"].name, roles.MODEL, self.name, "EDIT")
 
     def add_version(self, author: str | None = None, **metrics) -> str:
-        """A registered version carrying evidence as the pipeline writes it."""
-        tags = {
-            **evidence_for_version({**GOOD, **metrics}, "es-a"),
-            T.DATA_VALIDATION: "passed",
-            T.REGISTERED_BY: author or self.pipeline,
-        }
+        """A registered version with files in the artifact store and signed evidence,
+        as the pipeline (running as ``author``, by default the promoter) writes it."""
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="sod-version-"))
+        (folder / "config.json").write_text('{"model_type": "llama"}')
+        (folder / "model.safetensors").write_bytes(os.urandom(256))
+        path = f"versions/{uuid.uuid4().hex[:8]}"
+        self.client.log_artifacts(self.run.info.run_id, str(folder), path)
         mv = self.client.create_model_version(
+            self.name, source=f"{self.run.info.artifact_uri}/{path}", run_id=self.run.info.run_id
+        )
+        sign_version(
             self.name,
-            source=f"{self.run.info.artifact_uri}/model",
-            run_id=self.run.info.run_id,
-            tags=tags,
+            str(mv.version),
+            {**GOOD, **metrics},
+            "es-a",
+            {T.DATA_VALIDATION: "passed"},
+            Author(author or self.pipeline, True, "the pipeline's login"),
         )
         return str(mv.version)
 
@@ -273,6 +286,9 @@ def test_only_the_promotion_identity_moves_production(actors, model):
     assert allowed.status_code == 200, allowed.text
     assert model.holder("production") == v
     assert history.events(model.name) == []  # and no lmops history records it
+    # lmops notices: no signed promotion record moves the alias there.
+    text = clean_error(carol.lmops("verify", f"{model.name}@production"), "does not verify")
+    assert "no signed promotion record moves the alias" in text
 
 
 def test_approvals_need_the_role_and_are_recorded_under_the_authenticated_name(actors, model):
@@ -315,13 +331,11 @@ def test_a_wrong_password_or_no_login_is_a_clear_error(actors, model):
     assert history.events(model.name, experiment=history.APPROVALS_EXPERIMENT) == []
 
 
-def test_an_approver_can_record_an_approval_under_another_name(actors, model):
-    """What MLflow does not check, kept true by a test: it accepts any tags on a run.
-
-    An approval's actor is a tag the approving client writes; the server checks that
-    the writer may write to the approvals experiment (EDIT), not what the tag says.
-    """
-    alice, carol = actors["alice"], actors["carol"]
+def test_an_approval_filed_under_another_name_never_counts(actors, model):
+    """MLflow accepts any tags on a run, so an approver can write a record that names
+    someone else. The lmops-auth server records who really created the run, and the
+    gate counts the approval as neither: it is "alice filed as carol"."""
+    alice, carol, promoter = actors["alice"], actors["carol"], actors["promoter"]
     v = model.add_version()
     exp_id = roles.ensure_experiments([history.APPROVALS_EXPERIMENT])[history.APPROVALS_EXPERIMENT]
     claimed = history.Event(
@@ -331,6 +345,7 @@ def test_an_approver_can_record_an_approval_under_another_name(actors, model):
         alias="production",
         actor=carol.name,
         verified=True,
+        evidence_digest=model.client.get_model_version(model.name, v).tags[T.EVIDENCE_DIGEST],
     )
     forged = {
         T.EVENT: "approve",
@@ -340,7 +355,8 @@ def test_an_approver_can_record_an_approval_under_another_name(actors, model):
         T.EVENT_ACTOR: carol.name,
         T.EVENT_RECORD: history.record_json(claimed),
     }
-    run = alice.rest("POST", "/api/2.0/mlflow/runs/create", json={"experiment_id": exp_id})
+    body = {"experiment_id": exp_id, "user_id": carol.name}  # the client's claim, too
+    run = alice.rest("POST", "/api/2.0/mlflow/runs/create", json=body)
     assert run.status_code == 200, run.text
     tags = [{"key": k, "value": val} for k, val in forged.items()]
     run_id = run.json()["run"]["info"]["run_id"]
@@ -349,10 +365,38 @@ def test_an_approver_can_record_an_approval_under_another_name(actors, model):
     )
     assert logged.status_code == 200, logged.text
     (ev,) = history.events(model.name, v, history.APPROVALS_EXPERIMENT)
-    assert (ev.actor, ev.verified) == (carol.name, True)
+    assert (ev.actor, ev.server_user) == (carol.name, alice.name)
+    # Nor can she overwrite what the server recorded.
+    fix = [{"key": T.SERVER_USER, "value": carol.name}]
+    denied_tag = alice.rest(
+        "POST", "/api/2.0/mlflow/runs/log-batch", json={"run_id": run_id, "tags": fix}
+    )
+    assert denied_tag.status_code == 403, denied_tag.text
+    out = results(
+        promoter.steps(model.name, [["promote", v, "staging"], ["promote", v, "production"]])
+    )
+    assert out[0]["passed"] and not out[1]["passed"], out
+    row = next(r for r in out[1]["reasons"] if "approvals" in r)
+    assert row.startswith("FAIL") and f"{alice.name} filed as {carol.name}" in row, row
     # carol herself, without the approver role, is refused by the server.
     denied = carol.rest("POST", "/api/2.0/mlflow/runs/create", json={"experiment_id": exp_id})
     assert denied.status_code == 403
+
+
+def test_forged_tags_on_the_server_are_refused(actors, model):
+    """bob holds EDIT on the model: he can edit its tags, and the gate refuses them."""
+    bob, promoter = actors["bob"], actors["promoter"]
+    v1, v2 = model.add_version(), model.add_version()
+    for v, tag, value in ((v1, T.REGISTERED_BY, bob.name), (v2, T.DATA_VALIDATION, "failed")):
+        body = {"name": model.name, "version": v, "key": tag, "value": value}
+        r = bob.rest("POST", "/api/2.0/mlflow/model-versions/set-tag", json=body)
+        assert r.status_code == 200, r.text
+    out = results(
+        promoter.steps(model.name, [["promote", v1, "staging"], ["promote", v2, "staging"]])
+    )
+    assert not out[0]["passed"] and not out[1]["passed"], out
+    assert f"lmops.registered_by is {bob.name} on the version" in out[0]["reasons"][0]
+    assert "lmops.data_validation is failed on the version, passed" in out[1]["reasons"][0]
 
 
 def test_promote_approve_production_rollback_history(actors, model, tmp_path):

@@ -37,6 +37,7 @@ def test_ray_serve_runs_the_same_app_with_two_replicas(model_dir, tmp_path):
         app = ray_serve.app(
             {
                 "model": str(model_dir),
+                "allow_unsigned": "true",  # a folder: the signed path is tested below
                 "api_keys_file": str(keys),
                 "usage_db": f"sqlite:///{tmp_path / 'usage.db'}",
                 "num_replicas": "2",
@@ -69,8 +70,9 @@ def test_ray_serve_runs_the_same_app_with_two_replicas(model_dir, tmp_path):
 
 
 def test_lmops_serve_follows_the_alias_on_the_tracking_server(model_dir, tmp_path):
-    """The CLI as deployed: the MLflow server with basic-auth and proxied artifacts holds
-    two real versions; `lmops serve` follows @production from one to the other."""
+    """The CLI as deployed: the MLflow server with authentication and proxied artifacts
+    holds two signed versions; `lmops serve` follows @staging from one to the other
+    through the gate, and refuses a move set directly with the client."""
     import signal
     import subprocess
     import uuid
@@ -78,9 +80,12 @@ def test_lmops_serve_follows_the_alias_on_the_tracking_server(model_dir, tmp_pat
     import mlflow
     from mlflow import MlflowClient
 
-    from conftest import LMOPS, REPO, SERVING_TEXTS, make_tiny_lm
+    from conftest import GATE_PASSING_METRICS, LMOPS, REPO, SERVING_TEXTS, make_tiny_lm
     from lmops.serving.keys import add_key
+    from model_registry import keys as signing_keys
+    from model_registry.promotion import promote
     from model_registry.register import log_and_register
+    from model_registry.signed_evidence import sign_version
 
     name = f"serve-svc-{uuid.uuid4().hex[:8]}"
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
@@ -93,15 +98,25 @@ def test_lmops_serve_follows_the_alias_on_the_tracking_server(model_dir, tmp_pat
     for folder in (model_dir, other):
         with mlflow.start_run():
             versions.append(log_and_register(folder, name, {}, "# card")[1])
-    client = MlflowClient()
-    client.set_registered_model_alias(name, "production", versions[0])
+        sign_version(
+            name, versions[-1], GATE_PASSING_METRICS, "es-svc", {"lmops.data_validation": "passed"}
+        )
 
+    def same(incumbent, eval_set):
+        return dict(GATE_PASSING_METRICS)
+
+    assert promote(name, versions[0], "staging", rescore=same).moved
     keys = tmp_path / "api_keys.toml"
     key = add_key("svc", keys)
     port = free_port()
-    env = {**os.environ, "LMOPS_HOME": str(tmp_path / ".lmops"), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "LMOPS_HOME": str(tmp_path / ".lmops"),
+        "LMOPS_TRUST_FILE": str(signing_keys.trust_file()),  # the keys that signed above
+        "PYTHONUNBUFFERED": "1",
+    }
     proc = subprocess.Popen(
-        [LMOPS, "serve", "--model", f"models:/{name}@production", "--port", str(port),
+        [LMOPS, "serve", "--model", f"models:/{name}@staging", "--port", str(port),
          "--keys-file", str(keys), "--watch-interval", "1"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
@@ -112,7 +127,7 @@ def test_lmops_serve_follows_the_alias_on_the_tracking_server(model_dir, tmp_pat
         body = {"model": name, "prompt": "the cat", "max_tokens": 5, "temperature": 0}
         first = httpx.post(url + "/v1/completions", json=body, headers=auth, timeout=60).json()
         assert first["system_fingerprint"] == f"{name}-v{versions[0]}"
-        client.set_registered_model_alias(name, "production", versions[1])
+        assert promote(name, versions[1], "staging", rescore=same).moved
         _wait_until(
             lambda: (
                 httpx.get(url + "/v1/models", headers=auth).json()["data"][0]["version"]
@@ -122,11 +137,17 @@ def test_lmops_serve_follows_the_alias_on_the_tracking_server(model_dir, tmp_pat
         )
         after = httpx.post(url + "/v1/completions", json=body, headers=auth, timeout=60).json()
         assert after["system_fingerprint"] == f"{name}-v{versions[1]}"
+        # Back to v1 with the client, as the UI's alias pencil does: refused, v2 stays.
+        MlflowClient().set_registered_model_alias(name, "staging", versions[0])
+        _wait_until(lambda: "refused" in httpx.get(url + "/healthz").json(), proc)
+        health = httpx.get(url + "/healthz").json()
+        assert health["version"] == versions[1] and health["refused"]["version"] == versions[0]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert "Traceback" not in err, err[-2000:]
     assert f"serving {name} v{versions[0]}" in err and f"now serving {name} v{versions[1]}" in err
+    assert f"refused to swap to v{versions[0]}" in err
 
 
 def _wait_until(check, proc, timeout: float = 240) -> None:

@@ -17,7 +17,9 @@ KEY = "lmops-sk-test-alice"
 
 
 def make_server(model_dir, tmp_path, **overrides):
-    settings = ServeSettings(model=str(model_dir), max_tokens_limit=64, **overrides)
+    settings = ServeSettings(
+        model=str(model_dir), max_tokens_limit=64, allow_unsigned=True, **overrides
+    )
     keys = ApiKeys({"alice": hash_key(KEY)}, {})
     meter = UsageMeter(f"sqlite:///{tmp_path / 'usage.db'}")
     return build_app(settings, keys=keys, meter=meter), meter
@@ -273,7 +275,8 @@ def test_int8_dynamic_quantisation_serves(model_dir, tmp_path):
     from lmops.serving.model_source import load
     from lmops.serving.settings import ServeSettings as S
 
-    served = load(str(model_dir), S(model=str(model_dir), quantize="int8", device="cpu"))
+    settings = S(model=str(model_dir), quantize="int8", device="cpu", allow_unsigned=True)
+    served = load(str(model_dir), settings)
     try:
         kinds = {type(m).__module__ for m in served.engine.model.modules()}
         assert any("quantized" in k for k in kinds), kinds

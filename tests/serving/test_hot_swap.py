@@ -1,5 +1,6 @@
 """The server follows @production through a promotion and a rollback under continuous
-load, with zero failed requests, against a real MLflow registry (SQLite)."""
+load, with zero failed requests, against a real MLflow registry (SQLite); an alias set
+outside lmops is refused and the served version stays the same."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from lmops.serving.keys import ApiKeys, hash_key
 from lmops.serving.metering import UsageMeter
 from lmops.serving.settings import ServeSettings
 from model_registry import tags as T
-from model_registry.evidence import evidence_for_version
 from model_registry.promotion import approve, promote, rollback
 from model_registry.register import log_and_register
+from model_registry.signed_evidence import Author, sign_version
+from model_registry.verify import load_verified
 
 KEY = "lmops-sk-swap"
 NAME = "swap-lm"
+PIPELINE = Author("lmops-pipeline", False, "local, no authentication")
 
 
 def same(incumbent, eval_set):
@@ -30,13 +33,11 @@ def same(incumbent, eval_set):
 
 
 def register(folder, tmp_path) -> str:
-    tags = {
-        **evidence_for_version(GATE_PASSING_METRICS, "es-a"),
-        T.DATA_VALIDATION: "passed",
-        T.REGISTERED_BY: "lmops-pipeline",
-    }
+    """Log, register and sign, as the pipeline's register step does."""
+    lineage = {T.DATA_VALIDATION: "passed", T.DATASET_VERSION: "ds-swap"}
     with mlflow.start_run():
-        _, version, _ = log_and_register(folder, NAME, tags, "# card")
+        _, version, _ = log_and_register(folder, NAME, lineage, "# card")
+    sign_version(NAME, version, GATE_PASSING_METRICS, "es-a", lineage, PIPELINE)
     return version
 
 
@@ -64,6 +65,69 @@ def registry(tmp_path, monkeypatch, model_dir):
     return v1, v2
 
 
+def serve(tmp_path):
+    return build_app(
+        ServeSettings(model=f"models:/{NAME}@production", watch_interval_s=0.2),
+        keys=ApiKeys({"t": hash_key(KEY)}, {}),
+        meter=UsageMeter(f"sqlite:///{tmp_path / 'usage.db'}"),
+        verifier=load_verified,
+    )
+
+
+def streaming_load(url, stop, results, clients=16):
+    """``clients`` threads streaming completions until ``stop``; results as (ok, status, fp)."""
+
+    def one(stream: bool):
+        with httpx.Client(base_url=url, timeout=60) as c:
+            while not stop.is_set():
+                body = {"model": NAME, "prompt": "the cat", "max_tokens": 6, "stream": stream}
+                try:
+                    r = c.post(
+                        "/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
+                    )
+                    fp = "" if stream else r.json().get("system_fingerprint", "")
+                    ok = r.status_code == 200 and (not stream or "[DONE]" in r.text)
+                    results.append((ok, r.status_code, fp))
+                except httpx.HTTPError as e:
+                    results.append((False, repr(e), ""))
+
+    threads = [threading.Thread(target=one, args=(i % 2 == 1,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_an_alias_set_outside_lmops_is_refused_under_load(registry, tmp_path):
+    """The UI's alias pencil (``set_registered_model_alias``) moves @production to v2,
+    which no gate passed: 16 streaming clients see no failure, v1 keeps serving, and the
+    refusal shows in /healthz and /metrics; a real promotion of v2 is then followed."""
+    v1, v2 = registry
+    with live(serve(tmp_path)) as url:
+        stop, results = threading.Event(), []
+        threads = streaming_load(url, stop, results, clients=16)
+        time.sleep(1)
+        mlflow.MlflowClient().set_registered_model_alias(NAME, "production", v2)
+        deadline = time.time() + 30
+        while "refused" not in (health := httpx.get(url + "/healthz").json()):
+            assert time.time() < deadline, health
+            time.sleep(0.1)
+        time.sleep(1.5)  # several more watch intervals: still refused, still serving v1
+        assert served_version(url) == v1
+        stop.set()
+        for t in threads:
+            t.join()
+        metrics = httpx.get(url + "/metrics").text
+    assert health["version"] == v1 and health["refused"]["version"] == v2
+    assert "no signed promotion record" in health["refused"]["why"] or (
+        "latest signed promotion record" in health["refused"]["why"]
+    )
+    failed = [r for r in results if not r[0]]
+    assert not failed, failed[:5]
+    assert len(results) > 16
+    assert f'lmops_refused_swaps_total{{version="{v2}"}}' in metrics
+    assert "lmops_model_swaps_total 0.0" in metrics
+
+
 def served_version(url):
     return httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {KEY}"}).json()["data"][
         0
@@ -84,6 +148,7 @@ def test_promotion_and_rollback_swap_with_no_failed_request(registry, tmp_path):
         settings,
         keys=ApiKeys({"t": hash_key(KEY)}, {}),
         meter=UsageMeter(f"sqlite:///{tmp_path / 'usage.db'}"),
+        verifier=load_verified,
     )
     with live(app) as url:
         assert served_version(url) == v1
@@ -123,3 +188,31 @@ def test_promotion_and_rollback_swap_with_no_failed_request(registry, tmp_path):
     assert {f"{NAME}-v{v1}", f"{NAME}-v{v2}"} <= served
     assert len(results) > 40
     assert "lmops_model_swaps_total 2.0" in metrics
+
+
+def test_a_replaced_weights_file_is_never_served(registry):
+    """v2 passes its gates, then its weights are replaced in the artifact store before the
+    server looks: the server checks the files it downloaded against the signature, closes
+    what it loaded and keeps serving v1."""
+    from pathlib import Path
+
+    from lmops.evaluation.loading import logged_model_id
+    from lmops.serving.model_source import ModelHolder
+
+    v1, v2 = registry
+    client = mlflow.MlflowClient()
+    mv = client.get_model_version(NAME, v2)
+    location = client.get_logged_model(logged_model_id(mv)).artifact_location
+    [weights] = list(Path(location.removeprefix("file://")).rglob("*.safetensors"))
+    # A watch interval no test reaches: the check below is the only one.
+    settings = ServeSettings(model=f"models:/{NAME}@production", watch_interval_s=3600)
+    holder = ModelHolder(settings, verifier=load_verified)
+    try:
+        to_production(v2)  # the gate checks the files: they are still the signed ones
+        weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)  # then a quiet edit
+        assert holder.check_alias() is False
+        assert holder.current.version == v1 and holder.refused["version"] == v2
+        assert "the model files differ from the signed ones" in holder.refused["why"]
+        assert weights.name in holder.refused["why"]
+    finally:
+        holder.close()

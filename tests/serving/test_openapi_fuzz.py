@@ -20,7 +20,9 @@ KEY = "lmops-sk-fuzz"
 def api_schema(model_dir, tmp_path_factory):
     # A small max_tokens limit keeps generated requests cheap to answer.
     app = build_app(
-        ServeSettings(model=str(model_dir), max_tokens_limit=4, default_max_tokens=2),
+        ServeSettings(
+            model=str(model_dir), max_tokens_limit=4, default_max_tokens=2, allow_unsigned=True
+        ),
         keys=ApiKeys({"fuzz": hash_key(KEY)}, {}),
         meter=UsageMeter(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'usage.db'}"),
     )

@@ -140,6 +140,8 @@ def load_for_eval(source: str, device: str = "auto") -> LoadedModel:
         # Name the model by its URI, not the temporary download folder, in what
         # scorers record (e.g. the prompt version selected for it).
         model.config.name_or_path = source
+    elif (path / "MLmodel").exists():  # an MLflow model already downloaded (and verified)
+        model, tok, kind = _from_mlflow(str(path))
     elif path.exists():
         model, tok, kind = _from_folder(path)
     else:

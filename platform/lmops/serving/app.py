@@ -115,8 +115,13 @@ ERRORS = {
 }
 
 
-def build_app(settings: ServeSettings, holder=None, keys=None, meter=None) -> FastAPI:
-    """The app; ``holder``, ``keys`` and ``meter`` default to the real ones from settings."""
+def build_app(
+    settings: ServeSettings, holder=None, keys=None, meter=None, verifier=None
+) -> FastAPI:
+    """The app; ``holder``, ``keys`` and ``meter`` default to the real ones from settings.
+
+    ``verifier`` checks what the holder loads (see ``model_source.Verifier``).
+    """
     metrics = holder.metrics if holder is not None else ServingMetrics()
     flt = OutputFilter(settings.safety_action, settings.toxicity_threshold)
     batched_filter = BatchedFilter(flt)
@@ -142,7 +147,7 @@ def build_app(settings: ServeSettings, holder=None, keys=None, meter=None) -> Fa
         if state["holder"] is None:
             from lmops.serving.model_source import ModelHolder
 
-            state["holder"] = await run_in_threadpool(ModelHolder, settings, metrics)
+            state["holder"] = await run_in_threadpool(ModelHolder, settings, metrics, verifier)
         yield
         state["holder"].close()
 
@@ -247,8 +252,12 @@ def build_app(settings: ServeSettings, holder=None, keys=None, meter=None) -> Fa
 
     @app.get("/healthz", tags=["ops"])
     async def healthz():
-        cur = state["holder"].current
-        return {"status": "ok", "model": cur.name, "version": cur.version}
+        h = state["holder"]
+        cur = h.current
+        out = {"status": "ok", "model": cur.name, "version": cur.version}
+        if getattr(h, "refused", None):
+            out["refused"] = h.refused
+        return out
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def prom():

@@ -46,6 +46,12 @@ class ServingMetrics:
         self._load_failures = Counter(
             "lmops_model_load_failures", "Alias checks or loads that failed.", registry=r
         )
+        self._refused = Counter(
+            "lmops_refused_swaps",
+            "Alias moves not followed: the new holder did not verify.",
+            ["version"],
+            registry=r,
+        )
         self._version = Gauge(
             "lmops_served_version",
             "The registry version served (1 on the current one).",
@@ -75,6 +81,9 @@ class ServingMetrics:
     def swapped(self, old, new) -> None:
         self._swaps.inc()
         self.serving(new)
+
+    def refused_swap(self, version: str) -> None:
+        self._refused.labels(version).inc()
 
     def load_failed(self, err) -> None:
         self._load_failures.inc()

@@ -7,14 +7,27 @@ version loads in the background while the old one keeps serving, then one refere
 assignment swaps them. Requests already on the old engine finish there; the old engine
 closes once they have. A version that fails to load is logged and counted, and the
 old one keeps serving.
+
+Nothing is served that does not verify: the verifier the caller passes
+(``model_registry.verify.load_verified``, wired by ``lmops serve`` and
+``pipelines.serve_app``) checks the holder's latest signed promotion record, its signed
+evidence and tags, and the downloaded files against their signature (hashed while the
+engine loads them; an engine whose files fail is closed, never served). A move that
+does not verify is refused: the old version keeps serving, one line is logged,
+``/healthz`` shows it under ``refused`` and ``lmops_refused_swaps`` counts it.
+``allow_unsigned`` (development) skips the checks and serves folders.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lmops.errors import LmopsError
 from lmops.serving.metrics import ServingMetrics
@@ -56,17 +69,54 @@ def resolve(uri: str) -> tuple[str, str, str]:
     return Path(uri).name or uri, "", uri
 
 
-def load(uri: str, settings: ServeSettings, on_batch=None) -> Served:
-    """Load ``uri`` into the configured engine; a bad model is a one-line LmopsError."""
-    name, version, pinned = resolve(uri)
+# (uri, folder, load) -> (name, version, load(files, name, version)): loads only files
+# that verify, or raises an LmopsError with exit code 4. The registry layer provides it
+# (model_registry.verify.load_verified); serving takes it as an argument so that it
+# never imports the registry.
+Verifier = Callable[[str, Path, Callable], tuple]
+
+
+def load(uri: str, settings: ServeSettings, on_batch=None, verifier: Verifier | None = None):
+    """Load ``uri`` into the configured engine; a bad model is a one-line LmopsError.
+
+    A registry model is loaded from files that ``verifier`` checked; without one, or
+    for a folder, only ``settings.allow_unsigned`` serves it.
+    """
     ref = _alias_ref(uri)
+    alias = ref[1] if ref else ""
+    if settings.allow_unsigned:
+        name, version, pinned = resolve(uri)
+        engine = _engine(pinned, settings, name, version, on_batch)
+        return Served(engine, name, version, pinned, alias)
+    if not uri.startswith("models:/"):
+        raise LmopsError(
+            f"{uri} is a folder, which carries no signature: serve a registry model "
+            "(models:/NAME@ALIAS or models:/NAME/VERSION), or pass --allow-unsigned for "
+            "development"
+        )
+    if verifier is None:
+        raise LmopsError(
+            "no signature verifier is configured: start the server with `lmops serve` or "
+            "pipelines.serve_app:app (Ray Serve), or pass --allow-unsigned for development"
+        )
+    resolve(uri)  # an unknown model or alias: the registry's own one-line error
+    tmp = Path(tempfile.mkdtemp(prefix="lmops-serve-"))
+    try:
+        name, version, engine = verifier(
+            uri, tmp, lambda files, n, v: _engine(str(files), settings, n, v, on_batch)
+        )
+    finally:
+        if settings.engine != "vllm":  # vLLM keeps reading its folder; transformers does not
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Served(engine, name, version, f"models:/{name}/{version}", alias)
+
+
+def _engine(source: str, settings: ServeSettings, name: str, version: str, on_batch):
     if settings.engine == "vllm":
         from lmops.serving.vllm_engine import VllmEngine
 
-        engine = VllmEngine.from_uri(pinned, settings)
-    else:
-        engine = _transformers_engine(pinned, settings, f"{name}-v{version or 'local'}", on_batch)
-    return Served(engine, name, version, pinned, alias=ref[1] if ref else "")
+        return VllmEngine.from_uri(source, settings)
+    return _transformers_engine(source, settings, f"{name}-v{version or 'local'}", on_batch)
 
 
 def _transformers_engine(uri: str, settings: ServeSettings, label: str, on_batch=None):
@@ -98,13 +148,26 @@ def _transformers_engine(uri: str, settings: ServeSettings, label: str, on_batch
 
 
 class ModelHolder:
-    """The one served model, swapped atomically when its alias moves."""
+    """The one served model, swapped atomically when its alias moves to a verified holder."""
 
-    def __init__(self, settings: ServeSettings, metrics: ServingMetrics | None = None):
+    def __init__(
+        self,
+        settings: ServeSettings,
+        metrics: ServingMetrics | None = None,
+        verifier: Verifier | None = None,
+    ):
         self.settings = settings
         self.metrics = metrics or ServingMetrics()
-        self.current: Served = load(settings.model, settings, self.metrics.batch)
+        self.verifier = verifier
+        if settings.allow_unsigned:
+            log.warning(
+                "UNSIGNED MODE (--allow-unsigned): serving %s without checking signatures, "
+                "evidence or promotion records; for development only",
+                settings.model,
+            )
+        self.current: Served = load(settings.model, settings, self.metrics.batch, verifier)
         self.metrics.serving(self.current)
+        self.refused: dict[str, str] | None = None  # the latest move not followed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if _alias_ref(settings.model):
@@ -120,17 +183,39 @@ class ModelHolder:
                 self.metrics.load_failed(e)
 
     def check_alias(self) -> bool:
-        """Load and swap in the alias's version if it moved; True when it swapped."""
-        _, version, pinned = resolve(self.settings.model)
+        """Swap in the alias's new holder if it verifies; True when it swapped."""
+        from lmops.evaluation.loading import resolve_version
+
+        version = resolve_version(self.settings.model)["version"]
         if version == self.current.version:
+            self.refused = None
             return False
         log.info(
-            "%s moved: v%s -> v%s; loading", self.settings.model, self.current.version, version
+            "%s moved: v%s -> v%s; checking", self.settings.model, self.current.version, version
         )
-        new = load(pinned, self.settings, self.metrics.batch)
+        try:
+            new = load(self.settings.model, self.settings, self.metrics.batch, self.verifier)
+        except LmopsError as e:
+            if e.exit_code != 4:  # not a verification failure: the caller logs and counts it
+                raise
+            first = self.refused is None or self.refused["version"] != version
+            self.refused = {"version": version, "why": str(e)}
+            self.metrics.refused_swap(version)
+            if first:
+                log.warning(
+                    "refused to swap to v%s, still serving v%s: %s",
+                    version,
+                    self.current.version,
+                    e,
+                )
+            return False
+        if new.version == self.current.version:  # moved back while we checked
+            new.engine.close()
+            return False
         new.alias = self.current.alias
         old, self.current = self.current, new
-        log.info("now serving %s v%s", new.name, new.version)
+        self.refused = None
+        log.info("now serving %s v%s (verified)", new.name, new.version)
         self.metrics.swapped(old, new)
         threading.Thread(target=old.engine.close, daemon=True).start()
         return True

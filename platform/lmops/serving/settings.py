@@ -27,6 +27,11 @@ class ServeSettings(BaseModel):
     default_max_tokens: int = Field(16, ge=1, description="max_tokens when a request omits it.")
     max_request_bytes: int = Field(1_000_000, ge=1024)
     watch_interval_s: float = Field(5.0, gt=0, description="How often the alias is checked.")
+    allow_unsigned: bool = Field(
+        False,
+        description="Development only: serve a model folder, or a version whose signed "
+        "evidence and promotion record do not verify. Logged loudly at start-up.",
+    )
     safety_action: Literal["block", "redact", "off"] = "redact"
     toxicity_threshold: float = Field(0.5, gt=0, lt=1)
     require_api_key: bool = Field(True, description="False only for a private laptop session.")
