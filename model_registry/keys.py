@@ -19,6 +19,7 @@ the old one once nothing it signed is still served).
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ def public_pem(key: SSlibKey) -> str:
     return key.keyval["public"]
 
 
-def _write_private(path: Path) -> None:
+def write_new_key(path: Path) -> None:
     """A new P-256 key, written 0600 through a temporary name so no reader sees half."""
     private = ec.generate_private_key(ec.SECP256R1())
     pem = private.private_bytes(
@@ -91,13 +92,10 @@ def _write_private(path: Path) -> None:
 
 
 def _trust_entry(key: SSlibKey, roles: tuple[str, ...], name: str) -> str:
+    # JSON strings and arrays of strings are valid TOML, and quote a name safely.
     return (
-        (
-            f'\n[[keys]]\nname = "{name}"\nroles = [{", ".join(repr(r) for r in roles)}]\n'
-            f"keyid = \"{key.keyid}\"\npublic_key = '''\n{public_pem(key).strip()}\n'''\n"
-        )
-        .replace("'evidence'", '"evidence"')
-        .replace("'promotion'", '"promotion"')
+        f"\n[[keys]]\nname = {json.dumps(name)}\nroles = {json.dumps(list(roles))}\n"
+        f"keyid = {json.dumps(key.keyid)}\npublic_key = '''\n{public_pem(key).strip()}\n'''\n"
     )
 
 
@@ -142,7 +140,7 @@ def signer(role: str) -> CryptoSigner:
                 f"{KEY_ENV[role]} names {path}, which does not exist; mount the signing key "
                 "there (infra/k8s/signing-keys.yaml) or unset it to use the home's key"
             )
-        _write_private(path)
+        write_new_key(path)
         if not os.environ.get(TRUST_FILE_ENV):  # a configured trust file is the deployer's
             add_trusted(_load_signer(path).public_key, ROLES, "this home's signing key")
     elif is_default and path.stat().st_mode & 0o077:

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from mlflow import MlflowClient
 
 from conftest import GATE_PASSING_METRICS, assert_clean_error, run_cli
@@ -120,13 +118,7 @@ def test_a_weights_file_replaced_in_the_artifact_store(registry):
 
 def test_a_signature_made_with_an_untrusted_key(registry, tmp_path, monkeypatch):
     own = tmp_path / "mallory.pem"
-    own.write_bytes(
-        ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    keys.write_new_key(own)
     add(registry)  # the home's key exists and is trusted
     monkeypatch.setenv(keys.SIGNING_KEY_ENV, str(own))
     v = add(registry)  # signed with mallory's key, which the trust file does not list
@@ -137,13 +129,7 @@ def test_a_signature_made_with_an_untrusted_key(registry, tmp_path, monkeypatch)
 def test_two_trusted_keys_during_a_rotation(registry, tmp_path, monkeypatch):
     old = add(registry)
     new_key = tmp_path / "new.pem"
-    new_key.write_bytes(
-        ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    keys.write_new_key(new_key)
     monkeypatch.setenv(keys.SIGNING_KEY_ENV, str(new_key))
     keys.add_trusted(keys.signer(keys.EVIDENCE).public_key, keys.ROLES, "pipeline 2027")
     new = add(registry)

@@ -143,34 +143,10 @@ def wait_for(url, version, timeout=90):
 
 def test_promotion_and_rollback_swap_with_no_failed_request(registry, tmp_path):
     v1, v2 = registry
-    settings = ServeSettings(model=f"models:/{NAME}@production", watch_interval_s=0.2)
-    app = build_app(
-        settings,
-        keys=ApiKeys({"t": hash_key(KEY)}, {}),
-        meter=UsageMeter(f"sqlite:///{tmp_path / 'usage.db'}"),
-        verifier=load_verified,
-    )
-    with live(app) as url:
+    with live(serve(tmp_path)) as url:
         assert served_version(url) == v1
         stop, results = threading.Event(), []
-
-        def load(stream: bool):
-            with httpx.Client(base_url=url, timeout=60) as c:
-                while not stop.is_set():
-                    body = {"model": NAME, "prompt": "the cat", "max_tokens": 6, "stream": stream}
-                    try:
-                        r = c.post(
-                            "/v1/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
-                        )
-                        fp = "" if stream else r.json().get("system_fingerprint", "")
-                        ok = r.status_code == 200 and (not stream or "[DONE]" in r.text)
-                        results.append((ok, r.status_code, fp))
-                    except httpx.HTTPError as e:
-                        results.append((False, repr(e), ""))
-
-        clients = [threading.Thread(target=load, args=(i % 2 == 1,)) for i in range(4)]
-        for t in clients:
-            t.start()
+        clients = streaming_load(url, stop, results, clients=4)
         time.sleep(1)
         to_production(v2)  # promote: gate, approval, alias move
         wait_for(url, v2)
