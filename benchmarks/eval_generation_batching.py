@@ -22,9 +22,10 @@ import time
 import torch
 
 from lmops.config import DecodingConfig, GenerationConfig, ModelConfig, TokenizerConfig
+from lmops.config.presets import PRESETS
 from lmops.corpus.sample import BILINGUAL
 from lmops.evaluation.decoding import generate_batch
-from lmops.models.presets import PRESETS, build_hf_config, build_model
+from lmops.models.presets import build_hf_config, build_model
 from lmops.tokenizer import train_tokenizer
 
 VOCAB = {"debug": 1024, "small": 4096}  # as in the tiny and cpu run configs

@@ -38,7 +38,8 @@ def main() -> None:
     import torch
 
     from lmops.config import ModelConfig, TrainConfig
-    from lmops.models.presets import PRESETS, build_hf_config
+    from lmops.config.presets import PRESETS
+    from lmops.models.presets import build_hf_config
 
     if not args.cpu and not torch.cuda.is_available():
         raise SystemExit("no CUDA device is visible; pass --cpu for a smoke run")

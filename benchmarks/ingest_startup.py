@@ -136,8 +136,8 @@ IMPORTS = [
 ]
 # module:attribute:label; attributes that are Prefect tasks get their body timed.
 PATCHES = [
-    "pipelines.cli:_load:cli: config + standard",
-    "pipelines.cli:_setup:cli: setup",
+    "pipelines.cli.common:load_config:cli: config + standard",
+    "pipelines.cli.common:prepare_home:cli: setup",
     "pipelines.ingest:ingest_flow.fn:flow body",  # before the next line replaces the flow
     "pipelines.ingest:ingest_flow:flow call",
     "pipelines.ingest:resolve_sources:task: resolve-sources",

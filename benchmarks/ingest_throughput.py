@@ -6,9 +6,9 @@
 
 Minutes are for 2 shared cores, 3 runs per side.
 
-Needs the bench extra: ``pip install -e '.[bench]'`` (datatrove, spaCy for its word
-tokenizer). Three corpora, each split into 8 JSONL shards (datatrove parallelises over
-files, so one big file would leave its second worker idle):
+Needs datatrove and spaCy (its word tokenizer), which ``make install`` brings. Three
+corpora, each split into 8 JSONL shards (datatrove parallelises over files, so one big
+file would leave its second worker idle):
 
 * ``generated``: recombined sentences, English and Chinese, 8% planted duplicates
   (``corpus_gen.py``, as before);
@@ -89,7 +89,8 @@ def side_lmops(corpus: Path, work: Path, workers: int) -> dict:
 
     prepare_environment()
     from lmops.config import DataConfig
-    from lmops.data.ingest import ingest, load_manifest
+    from lmops.data.catalog import load_manifest
+    from lmops.data.ingest import ingest
     from lmops.errors import DataStandardError
 
     cfg = DataConfig(workers=workers, quality_rules=True, profile="web")
@@ -374,7 +375,7 @@ def agreement(lm: dict[str, str], dt: dict[str, str]) -> dict:
 def tokenization(version: Path, work: Path) -> dict:
     """lmops' token-shard build vs a bare ``encode_batch`` loop over the same texts."""
     from lmops.config import TokenizerConfig
-    from lmops.data.ingest import iter_texts
+    from lmops.data.catalog import iter_texts
     from lmops.data.tokenize import ENCODE_BATCH, build_token_shards
     from lmops.tokenizer import load_tokenizer, train_or_reuse
 

@@ -6,7 +6,7 @@
 The corpus is the ``raw/`` folder that ``lmops.corpus.installed_docs`` builds from the
 documentation installed on this machine (the one ``ingest_throughput.py`` shards as
 JSONL); nothing is downloaded. Three sides read it with
-``lmops.data.readers.read_sources``, each as a fresh subprocess timed from start to exit
+``lmops.data.sources.read_sources``, each as a fresh subprocess timed from start to exit
 (imports and pool start included), ``--runs`` times in rotating order:
 
 * ``before``: one process, with the two parser shortcuts undone, as the read ran before
@@ -61,7 +61,7 @@ def _undo_shortcuts() -> None:
 
 def run_side(side: str, folder: str) -> None:
     """In the subprocess: read the folder, print seconds, items and their digest as JSON."""
-    from lmops.data.readers import expand_sources, read_sources
+    from lmops.data.sources import expand_sources, read_sources
 
     if side == "before":
         _undo_shortcuts()

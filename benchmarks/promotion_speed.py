@@ -11,7 +11,7 @@ holds N events. Then it times, median of the repeats:
 * one more ``promote`` (lock, signed-evidence check including the download and hash of
   the version's small files, decide, signed alias move, event record, version-page
   history): the "decision" the issue bounds at 1 s;
-* ``history.events`` over all N events, as ``lmops history`` reads them;
+* ``history_read.events`` over all N events, as ``lmops history`` reads them;
 * the ``lmops history --json`` command end to end (includes Python start-up; it reads
   the SQLite store with SQL, without importing mlflow);
 * the same two against ``mlflow server`` on the same store (the REST path, which does
@@ -61,7 +61,7 @@ def main() -> None:
     import mlflow
     from mlflow import MlflowClient
 
-    from model_registry import history
+    from model_registry import history_read
     from model_registry import tags as T
     from model_registry.promotion import promote
     from model_registry.signed_evidence import Author, sign_version
@@ -99,7 +99,7 @@ def main() -> None:
     hist_s = []
     for _ in range(args.repeats):
         t = time.perf_counter()
-        n = len(history.events("bench"))
+        n = len(history_read.events("bench"))
         hist_s.append(time.perf_counter() - t)
     lmops = str(Path(sys.executable).with_name("lmops"))
 
@@ -139,11 +139,11 @@ def main() -> None:
         os.environ["MLFLOW_TRACKING_URI"] = url
         mlflow.set_tracking_uri(url)
         for _ in range(4):  # the server's workers each open the store on first use
-            history.events("bench")
+            history_read.events("bench")
         rest_s = []
         for _ in range(args.repeats):
             t = time.perf_counter()
-            history.events("bench")
+            history_read.events("bench")
             rest_s.append(time.perf_counter() - t)
         srv_s, server_json = command({**os.environ, "MLFLOW_TRACKING_URI": url})
     finally:
@@ -155,9 +155,9 @@ def main() -> None:
         return f"median {statistics.median(xs):.3f} s"
 
     print(f"promotion decision (promote, end to end):   {med(decide_s)}")
-    print(f"history.events over {n} events, embedded:   {med(hist_s)}")
+    print(f"history_read.events over {n} events, embedded: {med(hist_s)}")
     print(f"`lmops history --json`, embedded:            {med(cli_s)}")
-    print(f"history.events over REST (mlflow server):    {med(rest_s)}")
+    print(f"history_read.events over REST (mlflow server):  {med(rest_s)}")
     print(f"`lmops history --json` against the server:  {med(srv_s)}")
     print(f"same events both ways: {same}")
 

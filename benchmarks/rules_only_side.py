@@ -32,7 +32,8 @@ def _shard_task(rank: int, path: str, th, out: str) -> dict[str, int]:
     """One shard: read, decide, write. Runs in a pool worker (or in-process)."""
     from lmops.data.readers import read_source_file
     from lmops.data.standard.c4 import c4_lines
-    from lmops.data.standard.quality import lazy_quality_signals, quality_decision
+    from lmops.data.standard.quality_rules import quality_decision
+    from lmops.data.standard.quality_signals import lazy_quality_signals
 
     files: dict[str, gzip.GzipFile] = {}  # opened on the first document, as datatrove's
     counts: Counter = Counter()

@@ -38,8 +38,9 @@ import httpx
 import torch
 
 from lmops.config import ModelConfig, TokenizerConfig
+from lmops.config.presets import PRESETS
 from lmops.corpus.sample import BILINGUAL
-from lmops.models.presets import PRESETS, build_hf_config, build_model
+from lmops.models.presets import build_hf_config, build_model
 from lmops.tokenizer import train_tokenizer
 
 BIN = Path(sys.executable).parent

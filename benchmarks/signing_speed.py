@@ -106,7 +106,8 @@ def build(size: str, tok, folder: Path):
     from transformers import GPT2Config
 
     from lmops.config import ModelConfig
-    from lmops.models.presets import PRESETS, build_hf_config, build_model
+    from lmops.config.presets import PRESETS
+    from lmops.models.presets import build_hf_config, build_model
 
     torch.manual_seed(0)
     if size == "small":
@@ -314,7 +315,7 @@ def bench_audit(repeats: int, interval_s: float = 1.0) -> dict:
 
     from mlflow import MlflowClient
 
-    from model_registry import history
+    from model_registry import history_read
     from model_registry import tags as T
     from model_registry.audit import audit_model
     from model_registry.signed_evidence import Author, sign_version
@@ -382,7 +383,7 @@ def bench_audit(repeats: int, interval_s: float = 1.0) -> dict:
         (f,) = audit_model(name)
         clean_s.append(time.perf_counter() - t)
         assert f.verified, f
-    reverts = [e for e in history.events(name) if e.event == "revert"]
+    reverts = [e for e in history_read.events(name) if e.event == "revert"]
     assert len(reverts) == 2 * repeats and all(e.signature for e in reverts)
     return {
         "interval_s": interval_s,

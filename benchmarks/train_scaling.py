@@ -36,7 +36,8 @@ def main() -> None:
     import ray
 
     from lmops.config import ModelConfig, TrainConfig
-    from lmops.models.presets import PRESETS, build_hf_config
+    from lmops.config.presets import PRESETS
+    from lmops.models.presets import build_hf_config
 
     cores = os.cpu_count() or 2
     work = Path(tempfile.mkdtemp(prefix="lmops-bench-scaling-"))

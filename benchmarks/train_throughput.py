@@ -127,7 +127,8 @@ def main() -> None:
     import ray
 
     from lmops.config import ModelConfig, TrainConfig
-    from lmops.models.presets import PRESETS, build_hf_config
+    from lmops.config.presets import PRESETS
+    from lmops.models.presets import build_hf_config
 
     work = Path(tempfile.mkdtemp(prefix="lmops-bench-train-"))
     model_cfg = ModelConfig(**{**PRESETS[args.preset], "preset": args.preset})

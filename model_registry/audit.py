@@ -19,8 +19,9 @@ from mlflow.exceptions import MlflowException
 
 from lmops.errors import LmopsError
 from model_registry import history
+from model_registry.alias_lock import alias_lock
+from model_registry.history_section import refresh_history_section
 from model_registry.identity import current_identity
-from model_registry.promotion import alias_lock, refresh_history_section
 from model_registry.promotion_records import sign_move
 from model_registry.signed_evidence import verify_version
 from model_registry.verify import last_verified_holder, verify

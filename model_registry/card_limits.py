@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from lmops.evaluation.report import by_suffix
 
 if TYPE_CHECKING:
-    from model_registry.model_card import CardInputs
+    from model_registry.card_inputs import CardInputs
 
 # A perplexity ratio below this between two languages is within the noise of small
 # held-out sets, so the card only calls out larger gaps.

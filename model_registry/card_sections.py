@@ -15,7 +15,7 @@ from lmops.evaluation.report import by_suffix
 from model_registry.card_limits import limitations
 
 if TYPE_CHECKING:
-    from model_registry.model_card import CardInputs
+    from model_registry.card_inputs import CardInputs
 
 SAMPLE_ROWS = 10  # sample generations shown in the card
 TOP_REASONS = 5  # quarantine reasons shown in the card

@@ -109,20 +109,3 @@ def start_evaluation_run(
         },
     )
     return run.info.run_id
-
-
-def comparison(
-    candidate: dict[str, float],
-    incumbent: dict[str, float],
-    incumbent_ref: dict,
-    eval_set_id: str,
-) -> dict:
-    """Candidate vs incumbent on the metrics both have, for the report and the gate."""
-    shared = sorted(
-        k for k in set(candidate) & set(incumbent) if k.split("/", 1)[0] in T.EVIDENCE_FAMILIES
-    )
-    return {
-        "incumbent": incumbent_ref,
-        "eval_set": eval_set_id,
-        "metrics": {k: {"candidate": candidate[k], "incumbent": incumbent[k]} for k in shared},
-    }

@@ -11,6 +11,7 @@ An event is stored as a handful of tags to search on (kind, event, model, versio
 alias, actor), the whole event as one JSON tag (``lmops.event_record``) and the
 markdown description. One tag instead of one per field halves the rows MLflow loads
 per run (a server's search over 1,005 events: 0.65 s before, 0.38 s after).
+They are read back by ``history_read.events``.
 """
 
 from __future__ import annotations
@@ -167,12 +168,3 @@ def from_tags(tags: dict[str, str], start_ms: int, run_id: str) -> Event:
     fields["signature"] = tags.get(T.SIGNED_RECORD, "")
     fields["server_user"] = tags.get(T.SERVER_USER, "")
     return Event(**fields, time=start_ms / 1000, run_id=run_id)
-
-
-def events(
-    model: str, version: str | None = None, experiment: str = AUDIT_EXPERIMENT
-) -> list[Event]:
-    """Events of ``model`` (one version, if given), oldest first."""
-    from model_registry.history_read import read_events
-
-    return read_events(model, version, experiment)

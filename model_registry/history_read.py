@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from model_registry import tags as T
-from model_registry.history import Event, from_tags
+from model_registry.history import AUDIT_EXPERIMENT, Event, from_tags
 
 # Alembic revisions of MLflow's tracking schema whose runs/tags/experiments tables
 # read_sqlite() was checked against (tests/model_registry/test_history_read.py).
@@ -30,7 +30,10 @@ KNOWN_SCHEMAS = frozenset({"dc11669786a5"})
 PAGE = 5000
 
 
-def read_events(model: str, version: str | None, experiment: str) -> list[Event]:
+def events(
+    model: str, version: str | None = None, experiment: str = AUDIT_EXPERIMENT
+) -> list[Event]:
+    """Events of ``model`` (one version, if given), oldest first."""
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         return read_rest(uri, model, version, experiment)

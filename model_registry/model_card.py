@@ -15,15 +15,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import EvalResult, ModelCardData
-from pydantic import BaseModel, Field
 
 from lmops.data.licenses import card_license, license_counts
-from lmops.evaluation.report import Comparison
 from model_registry import card_sections as S
 from model_registry import tags as T
+from model_registry.card_inputs import CardInputs
 
 if TYPE_CHECKING:
     from lmops.config import RunConfig
@@ -34,40 +33,6 @@ CARD_ARTIFACT = "model_card.md"  # run artifact holding the display card
 DESCRIPTION_LIMIT = 5000
 # Counts, not evaluation results: tabled in the card, left out of model-index.
 NOT_RESULTS = frozenset({"eval/parameters", "eval/tokens_scored"})
-
-
-class CardInputs(BaseModel):
-    """Everything a card says, as the run produced it."""
-
-    model_name: str
-    model_kind: Literal["causal", "mlm"] = "causal"
-    parameters: int | None = Field(None, description="None: eval/parameters if recorded.")
-    intended_use: str = Field("", description="From the run config; empty = not stated.")
-    out_of_scope_use: str = Field("", description="From the run config; empty = derived.")
-    manifest: dict[str, Any] = Field(description="The dataset version's manifest.json.")
-    license_counts: dict[str, int] = Field(description="lmops.data.licenses.license_counts")
-    metrics: dict[str, float] = {}
-    tables: dict[str, list[dict[str, Any]]] = {}
-    comparison: Comparison | None = None
-    eval_set: str | None = Field(None, description="Id of the set the metrics are on.")
-    lineage: dict[str, str] = {}
-    links: dict[str, str] = Field(
-        {}, description="Lineage tag -> MLflow UI path (#/experiments/E/runs/R) of its run."
-    )
-    config: dict[str, Any] = {}
-    version: str | None = Field(None, description="Registered version, once known.")
-    alias: str | None = Field(None, description="Alias the gate guards, e.g. staging.")
-
-    @property
-    def eval_set_id(self) -> str | None:
-        return self.eval_set or self.lineage.get(T.EVAL_SET)
-
-    @property
-    def n_parameters(self) -> int | None:
-        if self.parameters is not None:
-            return self.parameters
-        p = self.metrics.get("eval/parameters")
-        return int(p) if p is not None and math.isfinite(p) else None
 
 
 @dataclass(frozen=True)
@@ -161,7 +126,7 @@ def card_for_run(
     metrics, tables, comparison, eval_set_id). Typed loosely because those types are
     defined by the flows in ``pipelines``, which this package must not import.
     """
-    from lmops.data.ingest import load_manifest
+    from lmops.data.catalog import load_manifest
 
     path = Path(ds.path)
     return render_card(

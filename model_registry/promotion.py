@@ -4,33 +4,42 @@
 compares it with the incumbent re-scored on the same evaluation set, counts the
 approvals of that evidence a production move needs, decides with the alias's policy,
 and on a pass signs the move as the promotion identity, records it and moves the
-alias; a refusal is recorded too. Two promotions racing for
-one alias are serialised by a lock (see :func:`alias_lock`); the loser fails with a
-clear message and the history stays consistent.
+alias; a refusal is recorded too. Two promotions racing for one alias are serialised
+by a lock (:mod:`model_registry.alias_lock`); the loser fails with a clear message and
+the history stays consistent. The incumbent is re-scored before the lock is taken,
+never under it; under the lock the gate checks that it still holds the alias.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, replace
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from lmops.errors import LmopsError
-from model_registry import history
+from model_registry import history, history_read
 from model_registry import tags as T
-from model_registry.gates import ApprovalRecord, Decision, Evidence, decide, load_policy
+from model_registry.alias_lock import alias_lock
+from model_registry.gates import ApprovalRecord, Decision, Evidence, Policy, decide, load_policy
+from model_registry.history_section import refresh_history_section
 from model_registry.identity import Identity, current_identity, promotion_identity
 from model_registry.promotion_records import sign_move
-from model_registry.signed_evidence import SignedEvidence, verify_version
+from model_registry.signed_evidence import (
+    SignedEvidence,
+    from_statement,
+    signed_statement,
+    verify_version,
+)
 from model_registry.versions import get_version, holder
 
-LOCK_STALE_SECONDS = 600  # a lock older than this is from a crashed promotion
 # metrics of (incumbent version, eval set id), re-scored; None when it cannot be scored
 Rescore = Callable[[str, str], dict[str, float] | None]
+# Re-scorings per promotion at most: the alias may move while its holder is re-scored.
+RESCORE_ATTEMPTS = 3
 
 
 class GateRefused(LmopsError):
@@ -46,44 +55,13 @@ class Outcome:
     moved: bool
 
 
-@contextmanager
-def alias_lock(name: str, alias: str, who: str) -> Iterator[None]:
-    """Mutual exclusion for one alias, on any MLflow backend.
+@dataclass(frozen=True)
+class Rescored:
+    """The alias's holder when it was read, and its scores on the candidate's eval set."""
 
-    Registered-model names are unique in every MLflow store, and creating one is a
-    single insert that the server refuses when the name exists: the only atomic
-    check-and-set MLflow offers to every client. The lock is that model; it is
-    deleted on exit, and one older than ``LOCK_STALE_SECONDS`` is taken over.
-    """
-    client = MlflowClient()
-    lock = f"lmops-lock.{name}.{alias}"
-    for _ in range(2):
-        try:
-            client.create_registered_model(
-                lock, tags={"lmops.lock_owner": who}, description=f"promotion of @{alias} running"
-            )
-            break
-        except MlflowException:
-            try:
-                held = client.get_registered_model(lock)
-            except MlflowException:
-                continue  # released in between: try again
-            age = time.time() - held.creation_timestamp / 1000
-            if age > LOCK_STALE_SECONDS:
-                client.delete_registered_model(lock)
-                continue
-            raise LmopsError(
-                f"another promotion of {name} @{alias} is in progress "
-                f"(by {held.tags.get('lmops.lock_owner', '?')}, {age:.0f} s ago); "
-                "retry when it has finished"
-            ) from None
-    else:
-        raise LmopsError(f"could not take the promotion lock for {name} @{alias}")
-    try:
-        yield
-    finally:
-        with suppress(MlflowException):
-            client.delete_registered_model(lock)
+    incumbent: str | None  # None: the alias had no holder
+    eval_set: str | None = None  # the set it was scored on; None: not scored
+    metrics: dict[str, float] | None = None  # None: not scored, or could not be
 
 
 def _approvals(
@@ -100,7 +78,7 @@ def _approvals(
     nothing can be verified and every record counts.
     """
     latest: dict[str, history.Event] = {}
-    for ev in history.events(name, version, history.APPROVALS_EXPERIMENT):
+    for ev in history_read.events(name, version, history.APPROVALS_EXPERIMENT):
         latest[ev.server_user or ev.actor] = ev
     out = []
     for who, ev in latest.items():
@@ -118,12 +96,29 @@ def _approvals(
 def _hours_in_staging(name: str, version: str) -> float | None:
     moved = [
         e
-        for e in history.events(name, version)
+        for e in history_read.events(name, version)
         if e.alias == "staging" and e.to_version == str(version)
     ]
     if not moved or holder(name, "staging") != str(version):
         return None
     return (time.time() - moved[-1].time) / 3600
+
+
+def rescore_incumbent(name: str, version: str, alias: str, rescore: Rescore | None) -> Rescored:
+    """The holder of ``alias`` re-scored on the candidate's eval set, if there is one.
+
+    Run it outside the promotion lock: scoring loads and runs a model. The eval set is
+    the one in the candidate's signed statement (its signature checked, its files not):
+    the gate uses the scores only if that is the eval set of the evidence it verifies.
+    """
+    incumbent = holder(name, alias)
+    if incumbent is None or incumbent == str(version) or rescore is None:
+        return Rescored(incumbent)
+    try:
+        eval_set = from_statement(signed_statement(get_version(name, version))[0]).eval_set
+    except LmopsError:  # unsigned or forged evidence: the gate refuses it, on record
+        return Rescored(incumbent)
+    return Rescored(incumbent, eval_set, rescore(incumbent, eval_set))
 
 
 def gate_evidence(
@@ -138,21 +133,25 @@ def gate_evidence(
     Raises :class:`~model_registry.attestation.Unverified` when the signature, the
     files in the artifact store or any tag disagree with what the pipeline signed.
     """
+    scored = rescore_incumbent(name, version, alias, rescore)
+    return _evidence(name, version, scored, authenticated)
+
+
+def _evidence(
+    name: str, version: str, scored: Rescored, authenticated: bool
+) -> tuple[Evidence, SignedEvidence]:
     signed = verify_version(name, version)
     mv = get_version(name, version)
-    incumbent = holder(name, alias)
-    inc_metrics = None
-    if incumbent is not None and incumbent != str(version) and rescore is not None:
-        inc_metrics = rescore(incumbent, signed.eval_set)
+    incumbent = scored.incumbent if scored.incumbent != str(version) else None
     approvals = _approvals(name, version, signed.author.name, authenticated, signed.digest)
     return (
         Evidence(
             metrics=signed.metrics,
             eval_set=signed.eval_set,
             data_validation_passed=signed.data_validation_passed,
-            incumbent_metrics=inc_metrics,
-            incumbent_eval_set=signed.eval_set if inc_metrics is not None else None,
-            incumbent_version=incumbent if incumbent != str(version) else None,
+            incumbent_metrics=scored.metrics,
+            incumbent_eval_set=scored.eval_set if scored.metrics is not None else None,
+            incumbent_version=incumbent,
             approvals=approvals,
             hours_in_staging=_hours_in_staging(name, version),
             holds=tuple(mv.aliases or ()),
@@ -168,7 +167,12 @@ def promote(
     rescore: Rescore | None = None,
     identity: Identity | None = None,
 ) -> Outcome:
-    """Decide with ``alias``'s policy; move the alias only if the decision passed."""
+    """Decide with ``alias``'s policy; move the alias only if the decision passed.
+
+    Re-scoring the incumbent loads and runs a model, so it happens first, outside the
+    lock. Under the lock, if another move gave the alias to another holder meanwhile, the
+    lock is released and the new holder is re-scored, at most ``RESCORE_ATTEMPTS`` times.
+    """
     version = str(version)
     policy = load_policy(alias)  # unknown alias: a clear error before anything else
     who = identity or current_identity()
@@ -179,57 +183,74 @@ def promote(
             f"{who.label()}. Approve with `lmops approve {name} {version}` instead"
         )
     get_version(name, version)
-    with alias_lock(name, alias, who.name):
-        before = holder(name, alias)
-        signed = None
-        try:
-            evidence, signed = gate_evidence(name, version, alias, rescore, who.verified)
-        except LmopsError as e:  # unsigned, forged or tampered evidence: a refusal, on record
-            decision = Decision(False, [f"FAIL {e}"], policy.name, policy.version, policy.digest())
-        else:
-            decision = decide(evidence, policy)
-        digest = signed.digest if signed else ""
-        moved = decision.passed and before != version
-        signature = ""
-        if decision.passed:  # the promotion identity signs the move it is about to make
-            signature = sign_move(
-                name=name,
-                version=version,
-                alias=alias,
-                from_version=before or "",
-                evidence_digest=digest,
-                files_digest=signed.files_digest,
-                event="gate",
-                approvals=[
-                    {"identity": a.identity, "counted": a.has_role and not a.is_author}
-                    for a in evidence.approvals
-                ],
-                policy_digest=policy.digest(),
-                actor=who.name,
-            )
-        # The event is written before the alias moves: if the history cannot be
-        # written (no EDIT on the audit experiment), nothing moves unrecorded.
-        event = history.record(
-            history.Event(
-                event="gate",
-                model=name,
-                version=version,
-                alias=alias,
-                actor=who.name,
-                verified=who.verified,
-                from_version=before or "",
-                to_version=version if decision.passed else "",
-                passed=decision.passed,
-                reasons=tuple(decision.reasons),
-                policy=f"{policy.name}@{policy.version}",
-                policy_digest=policy.digest(),
-                evidence_digest=digest,
-                signature=signature,
-            )
+    for _ in range(RESCORE_ATTEMPTS):
+        scored = rescore_incumbent(name, version, alias, rescore)
+        with alias_lock(name, alias, who.name):
+            current = holder(name, alias)
+            if rescore is None:  # nothing was scored: the holder read here is the incumbent
+                scored = Rescored(current)
+            if current == scored.incumbent:
+                return _gate(name, version, alias, policy, who, scored)
+    raise LmopsError(
+        f"{name} @{alias} moved {RESCORE_ATTEMPTS} times while its holder was re-scored; "
+        "retry when the other promotions have finished"
+    )
+
+
+def _gate(
+    name: str, version: str, alias: str, policy: Policy, who: Identity, scored: Rescored
+) -> Outcome:
+    """Decide, sign, record and move; the caller holds the lock and ``scored`` is current."""
+    before = scored.incumbent
+    signed = None
+    try:
+        evidence, signed = _evidence(name, version, scored, who.verified)
+    except LmopsError as e:  # unsigned, forged or tampered evidence: a refusal, on record
+        decision = Decision(False, [f"FAIL {e}"], policy.name, policy.version, policy.digest())
+    else:
+        decision = decide(evidence, policy)
+    digest = signed.digest if signed else ""
+    moved = decision.passed and before != version
+    signature = ""
+    if decision.passed:  # the promotion identity signs the move it is about to make
+        signature = sign_move(
+            name=name,
+            version=version,
+            alias=alias,
+            from_version=before or "",
+            evidence_digest=digest,
+            files_digest=signed.files_digest,
+            event="gate",
+            approvals=[
+                {"identity": a.identity, "counted": a.has_role and not a.is_author}
+                for a in evidence.approvals
+            ],
+            policy_digest=policy.digest(),
+            actor=who.name,
         )
-        if decision.passed:
-            _move_alias(name, alias, version, event)
-        _mark_version(name, version, alias, decision)
+    # The event is written before the alias moves: if the history cannot be
+    # written (no EDIT on the audit experiment), nothing moves unrecorded.
+    event = history.record(
+        history.Event(
+            event="gate",
+            model=name,
+            version=version,
+            alias=alias,
+            actor=who.name,
+            verified=who.verified,
+            from_version=before or "",
+            to_version=version if decision.passed else "",
+            passed=decision.passed,
+            reasons=tuple(decision.reasons),
+            policy=f"{policy.name}@{policy.version}",
+            policy_digest=policy.digest(),
+            evidence_digest=digest,
+            signature=signature,
+        )
+    )
+    if decision.passed:
+        _move_alias(name, alias, version, event)
+    _mark_version(name, version, alias, decision)
     return Outcome(decision, event, moved)
 
 
@@ -262,51 +283,6 @@ def _mark_version(name: str, version: str, alias: str, decision: Decision) -> No
     )
     client.set_model_version_tag(name, version, T.gate_reasons(alias), "\n".join(decision.reasons))
     refresh_history_section(name, version)
-
-
-HISTORY_HEADING = "## Promotion history"
-DESCRIPTION_LIMIT = 5000  # MLflow's column for a version description
-HISTORY_ROWS = 8
-
-
-def _v(version: str) -> str:
-    return f"v{version}" if version else "none"
-
-
-def refresh_history_section(name: str, version: str) -> None:
-    """Rewrite the description's history: who, when, from -> to and why, one line each.
-
-    The version page shows the description, not the audit experiment, so a reviewer
-    reads the latest decisions there; the full history is ``lmops history``.
-    """
-    client = MlflowClient()
-    mv = client.get_model_version(name, version)
-    card = (mv.description or "").split(f"\n{HISTORY_HEADING}")[0]
-    card = card.split("\n\n_Card shortened for the history")[0].rstrip()
-    evs = sorted(
-        history.events(name, version) + history.events(name, version, history.APPROVALS_EXPERIMENT),
-        key=lambda e: e.time,
-    )[-HISTORY_ROWS:]
-    rows = []
-    for e in evs:
-        failed = [r.removeprefix("FAIL ") for r in e.reasons if r.startswith("FAIL")]
-        passed_rows = sum(r.startswith("ok ") for r in e.reasons)
-        why = (
-            "; ".join(failed) or e.comment or (f"all {passed_rows} rows passed" if e.passed else "")
-        )
-        what = {"gate": "gate passed" if e.passed else "gate REFUSED"}.get(e.event, e.event)
-        move = f"@{e.alias}: {_v(e.from_version)} → {_v(e.to_version)}"
-        who = e.actor + ("" if e.verified else " (unverified)")
-        rows.append(f"- **{e.when}** {who}: {what}, {move}. {why[:200]}".replace("\n", " "))
-    section = f"\n\n{HISTORY_HEADING}\n\n" + "\n".join(rows) + "\n\nFull history: `lmops history`."
-    room = DESCRIPTION_LIMIT - len(section)
-    if len(card) > room:  # keep the history: drop the card's last sections, whole
-        head, *parts = card.split("\n## ")
-        note = "\n\n_Card shortened for the history: see the run artifact `model_card.md`._"
-        while parts and len("\n## ".join([head, *parts]) + note) > room:
-            parts.pop()
-        card = "\n## ".join([head, *parts])[: room - len(note)] + note
-    client.update_model_version(name, version, description=card + section)
 
 
 def approve(name: str, version: str, comment: str = "", reject: bool = False) -> history.Event:
@@ -360,7 +336,7 @@ def rollback(name: str, alias: str) -> history.Event:
             raise LmopsError(f"{name} has no @{alias} to roll back")
         moves = [
             e
-            for e in history.events(name)
+            for e in history_read.events(name)
             if e.event == "gate" and e.alias == alias and e.to_version == current
         ]
         if not moves or not moves[-1].from_version:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from model_registry import attestation, history, keys
+from model_registry import attestation, history, history_read, keys
 from model_registry.attestation import Unverified
 
 MOVES = ("gate", "rollback", "revert")
@@ -84,7 +84,7 @@ def verify_record(ev: history.Event) -> SignedMove:
 def signed_moves(name: str, alias: str) -> tuple[list[SignedMove], list[str]]:
     """Every verifying move of ``alias``, newest first, and why the others did not verify."""
     good, bad = [], []
-    for ev in history.events(name):
+    for ev in history_read.events(name):
         if ev.alias != alias or ev.event not in MOVES or not ev.to_version or not ev.passed:
             continue
         try:

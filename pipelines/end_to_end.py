@@ -20,8 +20,9 @@ from lmops.home import home
 from lmops.tracking import configure_mlflow
 from model_registry import tags as T
 from model_registry.promotion import promote
+from model_registry.version_eval import rescorer
 from pipelines.cache import cached_version, train_cache_key
-from pipelines.evaluate import EvalResult, evaluate_flow, rescorer
+from pipelines.evaluate import EvalResult, evaluate_flow
 from pipelines.ingest import DatasetVersion, ingest_flow
 from pipelines.notify import notify_failure
 from pipelines.promote import Promotion, promote_flow

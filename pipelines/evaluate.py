@@ -6,7 +6,8 @@
 set, re-scores the current holder of the gated alias on that same set (cached per
 version and set), and logs tables, the comparison and the HTML report to the
 training run. Metrics are logged to the LoggedModel at registration, where the
-model id exists. ``evaluate_version_flow`` evaluates any registered version.
+model id exists. ``evaluate_version_flow`` evaluates any registered version. Scoring
+a registered version, and its cache, is :mod:`model_registry.version_eval`'s.
 """
 
 from __future__ import annotations
@@ -19,17 +20,14 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from lmops.config import RunConfig
-from lmops.evaluation.eval_data import load_eval_data
 from lmops.evaluation.loading import load_for_eval
-from lmops.evaluation.scorer import EvalData
 from lmops.evaluation.suite import run_suite
 from lmops.home import home
 from lmops.progress import reporter
-from lmops.tracking import configure_mlflow
-from model_registry.evaluations import comparison as compare
 from model_registry.evaluations import log_suite_results
-from model_registry.promotion import holder
-from model_registry.rescore import evaluate_registered
+from model_registry.version_eval import comparison as compare
+from model_registry.version_eval import eval_data, evaluate_version, rescorer
+from model_registry.versions import get_version, holder
 from pipelines.ingest import DatasetVersion
 from pipelines.train import TrainedModel
 
@@ -51,19 +49,10 @@ class EvalResult(BaseModel):
         return [r for r in self.tables.get("eval_samples", []) if r.get("strategy") == strategy]
 
 
-def eval_data_for(config: RunConfig, dataset_path: str) -> EvalData:
-    return load_eval_data(
-        Path(dataset_path),
-        config.data.val_fraction,
-        config.eval.max_held_out_docs,
-        config.eval.max_train_docs,
-    )
-
-
 @task(name="evaluate-candidate", cache_policy=NO_CACHE)
 def evaluate_candidate(config: RunConfig, ds: DatasetVersion, trained: TrainedModel) -> EvalResult:
     """Run the configured suite on the trained model folder."""
-    data = eval_data_for(config, ds.path)
+    data = eval_data(config, ds.path)
     with reporter().task(f"evaluate: {len(config.eval.scorers)} scorers"):
         lm = load_for_eval(trained.model_dir, config.eval.device)
         rep = run_suite(lm.model, lm.tokenizer, lm.kind, data, config.eval)
@@ -84,29 +73,10 @@ def rescore_incumbent(config: RunConfig, ds: DatasetVersion, alias: str) -> dict
     version = holder(config.registry.model_name, alias)
     if version is None:
         return None
-    with reporter().task(f"evaluate: re-scoring incumbent v{version}"):
-        ev = _rescore(config, ds.path, version)
-    return {**ev.ref, "alias": alias, "cached": ev.cached, "metrics": ev.metrics}
-
-
-def _rescore(config: RunConfig, dataset_path: str, version: str):
-    data = eval_data_for(config, dataset_path)
-    exp_id = configure_mlflow(home(), config.registry.experiment)
     uri = f"models:/{config.registry.model_name}/{version}"
-    return evaluate_registered(uri, config.eval, data, exp_id, dataset_path)
-
-
-def rescorer(config: RunConfig, dataset_path: str):
-    """A gate's ``rescore(incumbent, eval_set)``: the incumbent on the candidate's set.
-
-    Cached per (version, eval set, suite), so a promotion re-scores only once.
-    """
-
-    def rescore(incumbent: str, eval_set: str) -> dict[str, float] | None:
-        ev = _rescore(config, dataset_path, incumbent)
-        return ev.metrics if ev.eval_set_id == eval_set else None
-
-    return rescore
+    with reporter().task(f"evaluate: re-scoring incumbent v{version}"):
+        ev = evaluate_version(uri, config, ds.path)
+    return {**ev.ref, "alias": alias, "cached": ev.cached, "metrics": ev.metrics}
 
 
 @task(name="log-evaluation", retries=3, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -164,12 +134,8 @@ def evaluate_version_flow(
     model_uri: str, config: RunConfig, dataset_path: str, use_cache: bool = True
 ) -> VersionEvalResult:
     """Evaluate any registered version on a dataset version's held-out set."""
-    data = eval_data_for(config, dataset_path)
-    exp_id = configure_mlflow(home(), config.registry.experiment)
     with reporter().task(f"evaluate: {model_uri}"):
-        ev = evaluate_registered(
-            model_uri, config.eval, data, exp_id, dataset_path, strict=False, use_cache=use_cache
-        )
+        ev = evaluate_version(model_uri, config, dataset_path, strict=False, use_cache=use_cache)
     skipped = ev.report.skipped if ev.report else {}
     create_markdown_artifact(
         key="evaluation",
@@ -193,9 +159,7 @@ def evaluate_version_flow(
 def rescorer_for_version(name: str, version: str):
     """Re-scores the incumbent on this version's eval set, from its own run config."""
     from lmops.data.catalog import find_version
-    from lmops.home import home
     from model_registry import tags as T
-    from model_registry.promotion import get_version
     from pipelines.run_config import load_run_config, named_configs
 
     tags = get_version(name, version).tags

@@ -19,9 +19,11 @@ from pydantic import BaseModel
 
 from lmops.config import RunConfig
 from lmops.corpus.sample import write_sample_corpus
-from lmops.data import ingest as lib
+from lmops.data.catalog import find_version, load_manifest
+from lmops.data.ingest import IngestReport, ingest, report_from_manifest
+from lmops.data.stage_publish import RejectedVersion
+from lmops.evaluation.canaries import write_canary_file
 from lmops.home import home
-from lmops.safety.canaries import write_canary_file
 from pipelines.notify import notify_failure
 from pipelines.retry import transient_io_only
 
@@ -76,7 +78,7 @@ STAGE_TASKS = {
 
 
 def run_as_task(name: str, fn, *args, **kwargs):
-    """``lib.ingest``'s ``run_stage``: run the stage ``fn`` as its Prefect task."""
+    """``ingest``'s ``run_stage``: run the stage ``fn`` as its Prefect task."""
     task_name, options = STAGE_TASKS[name]
     return task(fn, name=task_name, **options)(*args, **kwargs)
 
@@ -94,7 +96,7 @@ def log_to_mlflow(ds: DatasetVersion, config: RunConfig, failed: bool = False) -
 
     configure_mlflow(home(), config.registry.experiment)
     path = Path(ds.path)
-    manifest = lib.load_manifest(path)
+    manifest = load_manifest(path)
     run = mlflow.start_run(
         run_name=f"ingest-{ds.version_id}",
         tags={
@@ -167,8 +169,8 @@ def publish_ingest_artifacts(ds: DatasetVersion, cached: bool, rejected: bool = 
         )
 
 
-def _to_model(rep: lib.IngestReport, sources: list[str]) -> DatasetVersion:
-    m = lib.load_manifest(rep.path)
+def _to_model(rep: IngestReport, sources: list[str]) -> DatasetVersion:
+    m = load_manifest(rep.path)
     return DatasetVersion(
         version_id=rep.version_id,
         path=str(rep.path),
@@ -196,10 +198,8 @@ def published(ref: str) -> DatasetVersion:
 
     Only versions that passed their standard are published, so training may use any.
     """
-    from lmops.data.catalog import find_version
-
     m = find_version(home().datasets, ref)
-    rep = lib.report_from_manifest(home().datasets / m["version_id"], False, None, {})
+    rep = report_from_manifest(home().datasets / m["version_id"], False, None, {})
     return _to_model(rep, [s["path"] for s in m["sources"]])
 
 
@@ -212,9 +212,9 @@ def ingest_flow(config: RunConfig, sources: list[str] | None = None) -> DatasetV
     """
     resolved = resolve_sources(list(sources or config.data.sources), config.data.canaries)
     try:
-        rep = lib.ingest(resolved, config.data, home().datasets, run_stage=run_as_task)
-    except lib.RejectedVersion as rejected:
-        ds = _to_model(lib.report_from_manifest(rejected.path, False, None, {}), resolved)
+        rep = ingest(resolved, config.data, home().datasets, run_stage=run_as_task)
+    except RejectedVersion as rejected:
+        ds = _to_model(report_from_manifest(rejected.path, False, None, {}), resolved)
         try:
             log_to_mlflow(ds, config, failed=True)
             publish_ingest_artifacts(ds, cached=False, rejected=True)

@@ -3,7 +3,7 @@
     serve run pipelines.serve_app:app model=models:/lmops-lm@production
 
 ``lmops.serving`` never imports the registry, so the verifier is wired here, as
-``lmops serve`` wires it in ``pipelines/cli_serving.py``.
+``lmops serve`` wires it in ``pipelines/cli/serving.py``.
 """
 
 from __future__ import annotations

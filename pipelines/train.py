@@ -22,7 +22,7 @@ from prefect import flow, task
 from pydantic import BaseModel
 
 from lmops.config import RunConfig
-from lmops.data.ingest import iter_texts
+from lmops.data.catalog import iter_texts
 from lmops.data.tokenize import build_token_shards, is_validation
 from lmops.home import home
 from lmops.models.presets import build_hf_config

@@ -11,14 +11,14 @@ from ftfy.badness import MOJIBAKE_CATEGORIES
 from ftfy.badness import is_bad as ftfy_is_bad
 
 from lmops.data.executor import _split
-from lmops.data.standard.quality import (
+from lmops.data.standard.loader import thresholds_for
+from lmops.data.standard.quality_rules import quality_decision
+from lmops.data.standard.quality_signals import (
     LAZY_SIGNALS,
-    QualityThresholds,
     lazy_quality_signals,
-    quality_decision,
     quality_signals,
-    thresholds_for,
 )
+from lmops.data.standard.quality_thresholds import QualityThresholds
 from lmops.text import mojibake
 from lmops.text.pii import _PHONE_RES
 from lmops.text.toxicity import _profanity_predict_prob, toxicity_scores
@@ -161,7 +161,7 @@ def test_split_keeps_rows_in_order_within_the_byte_budget():
 
 
 def test_no_letter_token_count_matches_the_direct_regex():
-    from lmops.data.standard.quality import _NO_LETTER_TOKEN_RE, _count_no_letter_tokens
+    from lmops.data.standard.quality_signals import _NO_LETTER_TOKEN_RE, _count_no_letter_tokens
 
     chars = [" ", "\t", "\n", "\u00a0", "\u3000", "a", "1", "_", "²", "!", "中", "é", "-", "."]
     rng = random.Random(5)

@@ -1,8 +1,8 @@
 """C4 line filtering (lmops.data.standard.c4) against datatrove's C4QualityFilter.
 
-Every case has its expected output written out, so the default suite checks it without
-datatrove; where datatrove is installed (the ``bench`` extra) the same cases, and a few
-hundred generated documents, are also run through ``C4QualityFilter`` and compared.
+Every case has its expected output written out; the same cases, and a few hundred
+generated documents, are also run through datatrove's ``C4QualityFilter`` (installed by
+``make install``) and compared.
 Two settings: ``paper`` is datatrove's defaults (C4 as published, end-punctuation rule
 on); ``web`` is the web profile, i.e. C4 as FineWeb ran it
 (``filter_no_terminal_punct=False``).
@@ -20,7 +20,8 @@ from corpus_factory import good_doc
 from lmops.data.signals import annotate_rows
 from lmops.data.standard import records, resolve
 from lmops.data.standard.c4 import C4Lines, c4_lines
-from lmops.data.standard.quality import quality_decision, quality_signals
+from lmops.data.standard.quality_rules import quality_decision
+from lmops.data.standard.quality_signals import quality_signals
 
 WEB_STD = resolve("v1", "web")
 WEB = WEB_STD.thresholds_for("en")
@@ -289,7 +290,6 @@ def test_ingest_stores_the_cleaned_text_and_counts_removed_lines() -> None:
 @pytest.fixture(scope="module")
 def datatrove_c4():
     """datatrove's C4QualityFilter for each setting: ``text -> Kept | Dropped``."""
-    pytest.importorskip("datatrove")
     from datatrove.data import Document
     from datatrove.pipeline.filters import C4QualityFilter
 
@@ -309,7 +309,6 @@ def _without_count(outcome: Kept | Dropped) -> Kept | Dropped:
 
 
 def test_datatrove_figures_are_the_web_profile_figures() -> None:
-    pytest.importorskip("datatrove")
     import inspect
 
     from datatrove.pipeline.filters import c4_filters

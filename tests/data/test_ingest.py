@@ -7,7 +7,8 @@ import pytest
 from corpus_factory import good_doc, write_jsonl, zh_doc
 
 from lmops.config import DataConfig
-from lmops.data.ingest import ingest, load_manifest
+from lmops.data.catalog import load_manifest
+from lmops.data.ingest import ingest
 from lmops.errors import DataStandardError, SourceError
 
 CFG = DataConfig(quality_overrides={"zh": {"min_chars": 100}})

@@ -12,7 +12,7 @@ import operator
 
 import pytest
 
-from lmops.data import markup, readers
+from lmops.data import markup, sources
 from lmops.data.ordered_pool import Local, ordered_map
 
 # Documents whose settings-dependent parts differ: a title promoted from a section,
@@ -118,14 +118,14 @@ def _markup_folder(root):
     files["06-z.md"] = "<!-- only a comment -->\n"  # no text: one error item
     for name, text in files.items():
         (root / name).write_text(text, encoding="utf-8")
-    return readers.expand_sources([str(root)])
+    return sources.expand_sources([str(root)])
 
 
 def test_pooled_markup_read_yields_the_serial_items_in_order(tmp_path, monkeypatch):
     paths = _markup_folder(tmp_path)
-    serial = list(readers.read_sources(paths, workers=1))
-    monkeypatch.setattr(readers, "POOL_MARKUP_BYTES", 0)  # pool even this small folder
-    monkeypatch.setattr(readers, "GROUP_BYTES", 200)  # and cut it into many tasks
+    serial = list(sources.read_sources(paths, workers=1))
+    monkeypatch.setattr(sources, "POOL_MARKUP_BYTES", 0)  # pool even this small folder
+    monkeypatch.setattr(sources, "GROUP_BYTES", 200)  # and cut it into many tasks
     calls = []
 
     def spy(fn, items, workers, **kw):
@@ -134,7 +134,7 @@ def test_pooled_markup_read_yields_the_serial_items_in_order(tmp_path, monkeypat
         return ordered_map(fn, items, workers, **kw)
 
     monkeypatch.setattr("lmops.data.ordered_pool.ordered_map", spy)
-    pooled = list(readers.read_sources(paths, workers=2))
+    pooled = list(sources.read_sources(paths, workers=2))
     assert calls and calls[0] > 10
     assert pooled == serial
     assert [i.file for i in serial] == sorted(i.file for i in serial)  # in path order
@@ -153,11 +153,11 @@ def test_a_large_file_between_pooled_markup_still_streams(tmp_path, monkeypatch)
     big = tmp_path / "2-big.txt"
     big.write_text((("lorem ipsum dolor sit amet " * 4 + "\n") * 3 + "\n") * 25_000)
     size = big.stat().st_size
-    monkeypatch.setattr(readers, "POOL_MARKUP_BYTES", 0)
-    paths = readers.expand_sources([str(tmp_path)])
+    monkeypatch.setattr(sources, "POOL_MARKUP_BYTES", 0)
+    paths = sources.expand_sources([str(tmp_path)])
     tracemalloc.start()
     try:
-        n = sum(1 for _ in readers.read_sources(paths, workers=2))
+        n = sum(1 for _ in sources.read_sources(paths, workers=2))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -9,12 +9,10 @@ from collections import Counter
 import pytest
 
 from lmops.data.standard import resolve
-from lmops.data.standard.quality import (
-    QualityThresholds,
-    quality_decision,
-    quality_signals,
-    thresholds_for,
-)
+from lmops.data.standard.loader import thresholds_for
+from lmops.data.standard.quality_rules import quality_decision
+from lmops.data.standard.quality_signals import quality_signals
+from lmops.data.standard.quality_thresholds import QualityThresholds
 
 EN_DEFAULTS = thresholds_for("en")
 ZH_DEFAULTS = thresholds_for("zh")

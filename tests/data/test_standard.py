@@ -9,7 +9,8 @@ from corpus_factory import good_doc, write_jsonl
 from short_corpus import SHORT_DOCS
 
 from lmops.config import DataConfig
-from lmops.data.ingest import hash_sources, ingest, version_id_for
+from lmops.data.ingest import ingest
+from lmops.data.stage_hash import hash_sources, version_id_for
 from lmops.data.standard import load_standard, resolve
 from lmops.data.standard.loader import STANDARD_DIR
 from lmops.errors import ConfigError, DataStandardError

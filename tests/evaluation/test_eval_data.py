@@ -4,11 +4,12 @@ import pytest
 
 from conftest import REPO
 from lmops.config import DataConfig
-from lmops.data.ingest import ingest, iter_texts
+from lmops.data.catalog import iter_texts
+from lmops.data.ingest import ingest
 from lmops.data.tokenize import is_validation
 from lmops.errors import LmopsError
+from lmops.evaluation.canaries import write_canary_file
 from lmops.evaluation.eval_data import load_eval_data
-from lmops.safety.canaries import write_canary_file
 
 VAL = 0.2
 

@@ -4,8 +4,6 @@ and run programs and `lmops` subcommands that exist.
 There is no Docker engine on CI machines, so the Dockerfile is parsed here, not built.
 """
 
-import ast
-import importlib
 import json
 import re
 import shlex
@@ -53,25 +51,12 @@ def _arg_default(name: str) -> str:
 
 
 def _registered_subcommands() -> set[str]:
-    """Top-level `lmops` commands, as main() registers them before it runs the app.
-
-    main() adds command modules (`from pipelines.cli_x import register`); they are found
-    in its source and registered on a copy of the app, so the real app stays untouched.
-    """
-    import typer
+    """Top-level `lmops` commands: every command module registers its own on import."""
     import typer.main
 
     from pipelines import cli
 
-    probe = typer.Typer()
-    probe.registered_commands = list(cli.app.registered_commands)
-    probe.registered_groups = list(cli.app.registered_groups)
-    tree = ast.parse(Path(cli.__file__).read_text())
-    main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
-    for node in ast.walk(main):
-        if isinstance(node, ast.ImportFrom) and any(a.name == "register" for a in node.names):
-            importlib.import_module(node.module).register(probe)
-    return set(typer.main.get_command(probe).commands)
+    return set(typer.main.get_command(cli.app).commands)
 
 
 def _compose_services() -> dict:

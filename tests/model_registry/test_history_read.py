@@ -19,8 +19,8 @@ from model_registry import history
 from model_registry import tags as T
 from model_registry.history_read import (
     KNOWN_SCHEMAS,
+    events,
     read_client,
-    read_events,
     read_sqlite,
     sqlite_path,
 )
@@ -64,7 +64,7 @@ def test_sql_and_client_readers_agree(store):
     for version in (None, "2"):
         by_sql = read_sqlite(store, "m", version, history.AUDIT_EXPERIMENT)
         assert by_sql == read_client("m", version, history.AUDIT_EXPERIMENT)
-        assert by_sql == read_events("m", version, history.AUDIT_EXPERIMENT)
+        assert by_sql == events("m", version, history.AUDIT_EXPERIMENT)
     full = read_sqlite(store, "m", None, history.AUDIT_EXPERIMENT)
     expected = [written[0], *sorted(written[2:4], key=lambda e: e.run_id)]
     assert full == expected

@@ -9,15 +9,11 @@ import yaml
 from huggingface_hub import ModelCard
 
 from lmops.config import DataConfig, RunConfig
-from lmops.data.ingest import ingest, load_manifest
+from lmops.data.catalog import load_manifest
+from lmops.data.ingest import ingest
 from lmops.data.licenses import license_counts
-from model_registry.model_card import (
-    CARD_ARTIFACT,
-    DESCRIPTION_LIMIT,
-    CardInputs,
-    card_for_run,
-    render_card,
-)
+from model_registry.card_inputs import CardInputs
+from model_registry.model_card import CARD_ARTIFACT, DESCRIPTION_LIMIT, card_for_run, render_card
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "data"))
 from corpus_factory import good_doc, write_jsonl  # noqa: E402

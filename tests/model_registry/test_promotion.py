@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import mlflow
 import pytest
@@ -13,9 +14,10 @@ from mlflow import MlflowClient
 from conftest import GATE_PASSING_METRICS
 from conftest import add_version as shared_add_version
 from lmops.errors import LmopsError
-from model_registry import history
+from model_registry import history_read, promotion
 from model_registry import tags as T
-from model_registry.promotion import alias_lock, approve, promote, rollback
+from model_registry.alias_lock import alias_lock, lock_name
+from model_registry.promotion import RESCORE_ATTEMPTS, approve, promote, rollback
 
 GOOD = GATE_PASSING_METRICS
 
@@ -63,7 +65,7 @@ def test_promote_approve_production_rollback_history(registry):
     assert str(registry.get_model_version_by_alias(m, "production").version) == v1
     assert (back.from_version, back.to_version) == (v2, v1)
 
-    events = history.events(m)
+    events = history_read.events(m)
     assert [(e.event, e.alias, e.to_version) for e in events] == [
         ("gate", "staging", v1),
         ("gate", "production", ""),
@@ -94,7 +96,7 @@ def test_tampered_evidence_is_refused_and_recorded(registry):
         in (out.decision.reasons[0])
     )
     assert registry.get_model_version(m, v).tags[T.gate("staging")] == "refused"
-    assert history.events(m)[-1].passed is False
+    assert history_read.events(m)[-1].passed is False
 
 
 def test_missing_evidence_is_refused(registry):
@@ -153,7 +155,7 @@ def test_a_promotion_in_progress_blocks_another(registry):
     assert proc.returncode != 0 and f"another promotion of {m} @staging is in progress" in (
         proc.stderr
     )
-    assert not history.events(m)  # the loser wrote nothing
+    assert not history_read.events(m)  # the loser wrote nothing
 
 
 def test_racing_promotions_keep_history_consistent(registry):
@@ -174,8 +176,74 @@ def test_racing_promotions_keep_history_consistent(registry):
     for rc, err in results:
         assert rc == 0 or "in progress" in err, err
     assert winners
-    events = history.events(m)
+    events = history_read.events(m)
     assert sorted(e.version for e in events) == sorted(winners)  # one event per winner
     moved = [e.to_version for e in events if e.to_version]
     assert moved  # the first winner found no incumbent and passed
     assert str(registry.get_model_version_by_alias(m, "staging").version) == moved[-1]
+
+
+def test_the_incumbent_is_rescored_before_the_lock_is_taken(registry, monkeypatch):
+    """Re-scoring runs a model for minutes: never while the alias's lock is held."""
+    m = registry.name
+    v1, v2 = add_version(registry), add_version(registry)
+    promote(m, v1, "staging")
+    held = []  # the lock while the real alias_lock holds it
+    real_lock = promotion.alias_lock
+
+    @contextmanager
+    def spied_lock(*args):
+        with real_lock(*args):
+            held.append(args)
+            try:
+                yield
+            finally:
+                held.remove(args)
+
+    monkeypatch.setattr(promotion, "alias_lock", spied_lock)
+    calls = []
+
+    def rescore(incumbent: str, eval_set: str) -> dict[str, float]:
+        in_store = registry.search_registered_models(f"name = '{lock_name(m, 'staging')}'")
+        calls.append((incumbent, eval_set, list(held), len(in_store)))
+        with real_lock(m, "staging", "probe"):  # free: another move could take it now
+            pass
+        return dict(GOOD)
+
+    out = promote(m, v2, "staging", rescore=rescore)
+    assert out.moved and out.event.from_version == v1
+    assert calls == [(v1, "es-a", [], 0)]
+
+
+def test_a_holder_that_changed_while_rescored_is_rescored_again(registry):
+    m = registry.name
+    v1, v2, v3 = (add_version(registry) for _ in range(3))
+    promote(m, v1, "staging")
+    calls = []
+
+    def rescore(incumbent: str, eval_set: str) -> dict[str, float]:
+        calls.append(incumbent)
+        if len(calls) == 1:  # another promotion finishes meanwhile: the lock is free
+            assert promote(m, v3, "staging", rescore=lambda inc, es: dict(GOOD)).moved
+        return dict(GOOD)
+
+    out = promote(m, v2, "staging", rescore=rescore)
+    assert calls == [v1, v3]  # the gate compared v2 with the holder it displaced
+    assert out.moved and out.event.from_version == v3
+    assert any(f"incumbent v{v3} re-scored" in r for r in out.decision.reasons)
+
+
+def test_an_alias_that_keeps_moving_fails_the_promotion_unrecorded(registry):
+    m = registry.name
+    first, candidate, *others = [add_version(registry) for _ in range(2 + RESCORE_ATTEMPTS)]
+    promote(m, first, "staging")
+    movers = iter(others)
+
+    def rescore(incumbent: str, eval_set: str) -> dict[str, float]:
+        promote(m, next(movers), "staging", rescore=lambda inc, es: dict(GOOD))
+        return dict(GOOD)
+
+    with pytest.raises(LmopsError, match=f"moved {RESCORE_ATTEMPTS} times"):
+        promote(m, candidate, "staging", rescore=rescore)
+    assert not history_read.events(m, candidate)
+    assert str(registry.get_model_version_by_alias(m, "staging").version) == others[-1]

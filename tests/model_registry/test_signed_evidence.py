@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 
 from conftest import GATE_PASSING_METRICS, assert_clean_error, run_cli
 from conftest import add_version as shared_add_version
-from model_registry import history, keys
+from model_registry import history_read, keys
 from model_registry import tags as T
 from model_registry.attestation import Unverified
 from model_registry.audit import audit_model
@@ -53,7 +53,7 @@ def add(client, **metrics):
 def refusal(client, version, alias="staging") -> str:
     out = promote(client.name, version, alias, rescore=lambda inc, es: dict(GOOD))
     assert not out.decision.passed and not out.moved
-    last = history.events(client.name)[-1]
+    last = history_read.events(client.name)[-1]
     assert last.event == "gate" and not last.passed  # the refusal is on record
     assert client.get_model_version(client.name, version).tags[T.gate(alias)] == "refused"
     return out.decision.reasons[0]
@@ -165,7 +165,7 @@ def test_an_alias_set_directly_is_unverified_and_reverted(registry):
     [finding] = audit_model(m, revert=True)
     assert not finding.verified and finding.reverted_to == v1
     assert str(registry.get_model_version_by_alias(m, "staging").version) == v1
-    revert = history.events(m)[-1]
+    revert = history_read.events(m)[-1]
     assert revert.event == "revert" and revert.signature and f"v{v2}" in revert.reasons[0]
     assert verify(f"{m}@staging").ok and audit_model(m)[0].verified
 

@@ -140,7 +140,7 @@ def test_run_status_is_finished_and_inputs_are_linked(registry):
 def test_tokenizer_never_saw_the_held_out_documents(registry, tiny_run):
     from pathlib import Path
 
-    from lmops.data.ingest import iter_texts
+    from lmops.data.catalog import iter_texts
     from lmops.data.tokenize import is_validation
     from pipelines.run_config import load_run_config
     from pipelines.train import training_texts

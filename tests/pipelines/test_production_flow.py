@@ -24,7 +24,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from conftest import GATE_PASSING_METRICS
 from conftest import add_version as shared_add_version
-from model_registry import history
+from model_registry import history, history_read
 from model_registry.gates import load_policy
 from model_registry.promotion import promote
 from pipelines import production
@@ -134,11 +134,11 @@ def test_approve_moves_production_and_records_both_events(registry):
     assert result["moved"] and result["approver"] == "alice" and result["from_version"] == ""
     assert str(registry.get_model_version_by_alias(m, "production").version) == v
 
-    gate = history.events(m)[-1]
+    gate = history_read.events(m)[-1]
     assert (gate.event, gate.alias, gate.to_version, gate.passed) == ("gate", "production", v, True)
     assert gate.policy == "production@1"
     assert gate.policy_digest == load_policy("production").digest() and gate.evidence_digest
-    (approval,) = history.events(m, v, history.APPROVALS_EXPERIMENT)
+    (approval,) = history_read.events(m, v, history.APPROVALS_EXPERIMENT)
     assert (approval.event, approval.actor, approval.verified) == ("approve", "alice", False)
     assert approval.comment == "via Prefect form: read the card"
 
@@ -160,13 +160,13 @@ def test_reject_fails_the_run_and_leaves_production(registry):
     assert "bob rejected" in state.message
     with pytest.raises(mlflow.exceptions.MlflowException):
         registry.get_model_version_by_alias(m, "production")
-    (rejection,) = history.events(m, v, history.APPROVALS_EXPERIMENT)
+    (rejection,) = history_read.events(m, v, history.APPROVALS_EXPERIMENT)
     assert (rejection.event, rejection.actor, rejection.comment) == (
         "reject",
         "bob",
         "via Prefect form",
     )
-    assert [e.alias for e in history.events(m)] == ["staging"]  # no production gate ran
+    assert [e.alias for e in history_read.events(m)] == ["staging"]  # no production gate ran
 
 
 def test_candidate_failing_a_non_approval_row_fails_before_pausing(registry):
@@ -180,7 +180,7 @@ def test_candidate_failing_a_non_approval_row_fails_before_pausing(registry):
     assert "safety/flagged_rate" in state.message and "approval or not" in state.message
     assert not paused_ever(state)
     assert time.monotonic() - t0 < 30  # a pause would have waited for its 36 s timeout
-    assert not history.events(m, v, history.APPROVALS_EXPERIMENT)
+    assert not history_read.events(m, v, history.APPROVALS_EXPERIMENT)
 
 
 def test_emit_alias_moved_reaches_the_prefect_api(prefect_api):

@@ -13,8 +13,8 @@ from scripted_lm import one_thread
 from conftest import make_tiny_lm
 from lmops.config import DataConfig, SafetyConfig
 from lmops.data.ingest import ingest
+from lmops.evaluation.canaries import canaries_from_records, canary_records
 from lmops.evaluation.scorer import Canary, EvalData, EvalDoc
-from lmops.safety.canaries import canaries_from_records, canary_records
 from lmops.safety.pii_leak import EXPOSURE_CANDIDATES, PiiLeakScorer
 from lmops.text.pii import find_pii
 

@@ -31,7 +31,7 @@ from mlflow import MlflowClient
 
 from conftest import GATE_PASSING_METRICS, LMOPS, REPO
 from lmops.errors import LmopsError
-from model_registry import history, roles
+from model_registry import history, history_read, roles
 from model_registry import keys as signing_keys
 from model_registry import tags as T
 from model_registry.signed_evidence import Author, sign_version
@@ -285,7 +285,7 @@ def test_only_the_promotion_identity_moves_production(actors, model):
     allowed = bob.rest("POST", "/api/2.0/mlflow/registered-models/alias", json=body)
     assert allowed.status_code == 200, allowed.text
     assert model.holder("production") == v
-    assert history.events(model.name) == []  # and no lmops history records it
+    assert history_read.events(model.name) == []  # and no lmops history records it
     # lmops notices: no signed promotion record moves the alias there.
     text = clean_error(carol.lmops("verify", f"{model.name}@production"), "does not verify")
     assert "no signed promotion record moves the alias" in text
@@ -313,7 +313,7 @@ def test_approvals_need_the_role_and_are_recorded_under_the_authenticated_name(a
     # (and it holds no approver role either).
     promoter = actors["promoter"].name
     clean_error(procs["promoter"], f"{promoter} registered {model.name} v{v} and cannot approve")
-    approvals = history.events(model.name, experiment=history.APPROVALS_EXPERIMENT)
+    approvals = history_read.events(model.name, experiment=history.APPROVALS_EXPERIMENT)
     assert [(e.event, e.version, e.actor, e.verified, e.comment) for e in approvals] == [
         ("approve", v, alice.name, True, "read the card")
     ]
@@ -328,7 +328,7 @@ def test_a_wrong_password_or_no_login_is_a_clear_error(actors, model):
     )
     clean_error(wrong, f"refused the credentials of '{alice.name}'")
     clean_error(anonymous, "MLFLOW_TRACKING_USERNAME")
-    assert history.events(model.name, experiment=history.APPROVALS_EXPERIMENT) == []
+    assert history_read.events(model.name, experiment=history.APPROVALS_EXPERIMENT) == []
 
 
 def test_an_approval_filed_under_another_name_never_counts(actors, model):
@@ -364,7 +364,7 @@ def test_an_approval_filed_under_another_name_never_counts(actors, model):
         "POST", "/api/2.0/mlflow/runs/log-batch", json={"run_id": run_id, "tags": tags}
     )
     assert logged.status_code == 200, logged.text
-    (ev,) = history.events(model.name, v, history.APPROVALS_EXPERIMENT)
+    (ev,) = history_read.events(model.name, v, history.APPROVALS_EXPERIMENT)
     assert (ev.actor, ev.server_user) == (carol.name, alice.name)
     # Nor can she overwrite what the server recorded.
     fix = [{"key": T.SERVER_USER, "value": carol.name}]
@@ -425,7 +425,7 @@ def test_promote_approve_production_rollback_history(actors, model, tmp_path):
     assert (model.holder("production"), model.holder("staging")) == (v1, v2)
 
     mine = sorted(
-        history.events(m) + history.events(m, experiment=history.APPROVALS_EXPERIMENT),
+        history_read.events(m) + history_read.events(m, experiment=history.APPROVALS_EXPERIMENT),
         key=lambda e: e.time,
     )
     rc, out, err = finish(carol.lmops("history", m, "--json"))
@@ -477,7 +477,7 @@ def test_racing_promotions_on_the_server(actors, model, tmp_path):
     assert winners, outcomes
     for o in outcomes.values():
         assert o.get("passed") or "another promotion of" in o.get("error", ""), outcomes
-    events = history.events(model.name)
+    events = history_read.events(model.name)
     assert sorted(e.version for e in events) == sorted(winners)  # one event per winner
     assert all((e.actor, e.verified, e.passed) == (promoter.name, True, True) for e in events)
     assert model.holder("staging") == events[-1].to_version  # the last winner holds it

@@ -16,7 +16,7 @@ import ray
 from mlflow import MlflowClient
 
 from lmops.config import ModelConfig, TrainConfig
-from lmops.models.presets import PRESETS
+from lmops.config.presets import PRESETS
 from lmops.training.launch import train
 
 GOLDEN = Path(__file__).with_name("golden_loss_debug.json")

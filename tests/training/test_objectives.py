@@ -9,17 +9,12 @@ import pytest
 import torch
 
 from lmops.config import ModelConfig, TokenizerConfig
+from lmops.config.objectives import MLMConfig, SFTConfig
 from lmops.data.standard.records import check_schema, normalise
 from lmops.models.presets import build_hf_config, build_model
 from lmops.tokenizer import train_tokenizer
-from lmops.training.objectives.mlm import MaskedLM, MLMConfig, add_mask_token
-from lmops.training.objectives.sft import (
-    IGNORE,
-    SFTConfig,
-    SupervisedFineTuning,
-    encode,
-    split_record,
-)
+from lmops.training.objectives.mlm import MaskedLM, add_mask_token
+from lmops.training.objectives.sft import IGNORE, SupervisedFineTuning, encode, split_record
 
 TEXTS = ["What is two plus two? Four. The answer is four, said the model."] * 40 + [
     "数据标准是什么？数据标准是一组规则，规定数据应当满足的格式与质量。"

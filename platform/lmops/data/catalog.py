@@ -1,11 +1,32 @@
-"""Inspect published dataset versions: list, show, diff (``lmops data ...``)."""
+"""Read published dataset versions: manifests and texts for training, SFT, tokenization and
+evaluation, and list/show/diff for ``lmops data ...``. Nothing here imports the ingest
+orchestrator, so readers of a dataset never depend on how it was written."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
-from lmops.data.ingest import load_manifest
 from lmops.errors import LmopsError
+
+
+def load_manifest(version_path: Path) -> dict:
+    """The manifest.json of one published version."""
+    return json.loads((version_path / "manifest.json").read_text(encoding="utf-8"))
+
+
+def iter_texts(version_path: Path, split: Callable[[str], bool] | None = None):
+    """Yield (doc_hash, text) of a published version, optionally filtered by hash."""
+    import pyarrow.parquet as pq
+
+    manifest = load_manifest(version_path)
+    for shard in manifest["shards"]:
+        pf = pq.ParquetFile(version_path / shard)
+        for batch in pf.iter_batches(columns=["doc_hash", "text"], batch_size=1024):
+            for h, t in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+                if split is None or split(h):
+                    yield h, t
 
 
 def list_versions(root: Path) -> list[dict]:

@@ -61,7 +61,7 @@ def license_counts(version_path: Path) -> dict[str, int]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from lmops.data.ingest import load_manifest
+    from lmops.data.catalog import load_manifest
 
     counts: Counter[str] = Counter()
     for shard in load_manifest(version_path)["shards"]:

@@ -1,7 +1,7 @@
 """``fn`` over items in a local process pool, results in input order, memory bounded.
 
 The two pooled ingest stages use it: annotate (Arrow tables, see :mod:`.executor`) and
-read (markup files, see :func:`lmops.data.readers.read_sources`). At most
+read (markup files, see :func:`lmops.data.sources.read_sources`). At most
 ``workers * window_per_worker`` tasks are submitted and not yet yielded, so a slow
 consumer or a huge input never piles results up in memory; a few tasks per worker keep
 every worker busy while a slow task sits at the head of the window.

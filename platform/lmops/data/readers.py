@@ -1,4 +1,4 @@
-"""Stream raw items from sources: JSONL, Parquet, CSV, plain text, Markdown, reST and HTML.
+"""Parse one source file into raw items: JSONL, Parquet, CSV, plain text, Markdown, reST, HTML.
 
 Readers never raise on a bad record: each yields ``RawItem`` with either a parsed
 payload or an ``error`` that becomes a quarantine row naming file and line. A
@@ -7,7 +7,8 @@ file-level problem (missing, unreadable, a CSV undecodable as a whole) raises
 paragraphs are streamed; a file read as one document (text in file mode, markup) is
 read line by line and given up at ``max_chars`` when a cap is passed. Text is UTF-8,
 or UTF-16 / UTF-32 with a byte-order mark. Any format may be compressed
-(.gz, .zst, .bz2, .xz).
+(.gz, .zst, .bz2, .xz). Which files a source names, and reading many in order, is
+:mod:`lmops.data.sources`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
-import functools
 import io
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,47 +60,6 @@ def _split_suffix(path: str) -> tuple[str, str | None]:
         if lower.endswith(ext):
             return Path(lower[: -len(ext)]).suffix, comp
     return Path(lower).suffix, None
-
-
-def expand_sources(sources: list[str]) -> list[str]:
-    """Files behind each source (folders recursively, sorted); a missing source is an error.
-
-    Inside a folder, files of an unknown format are returned too: the reader turns
-    each into one quarantine row (``parse:unknown_format``), so nothing is skipped
-    silently. A file named directly must have a known format.
-    """
-    files: list[str] = []
-    for src in sources:
-        if "://" in src:
-            fs, root = fsspec.core.url_to_fs(src)
-            if not fs.exists(root):
-                raise SourceError(f"source {src} does not exist; check the URL")
-            proto = src.split("://", 1)[0]
-            if fs.isdir(root):
-                files.extend(f"{proto}://{p}" for p in sorted(fs.find(root)))
-            else:
-                files.append(src)
-            continue
-        p = Path(src).expanduser()
-        if not p.exists():
-            raise SourceError(f"source {src} does not exist; pass an existing file or folder")
-        if not os.access(p, os.R_OK):
-            raise SourceError(f"source {src} is not readable (permission denied); fix its mode")
-        if p.is_dir():
-            found = sorted(
-                str(f) for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
-            )
-            if not found:
-                raise SourceError(f"folder {src} holds no files")
-            files.extend(found)
-        else:
-            if _split_suffix(p.name)[0] not in KNOWN:
-                raise SourceError(
-                    f"source {src}: unknown format; use one of {', '.join(KNOWN)} "
-                    "(optionally .gz/.zst)"
-                )
-            files.append(str(p))
-    return files
 
 
 def _open_binary(path: str):
@@ -387,74 +345,3 @@ def read_source_file(
     if suffix in MARKUP_SUFFIXES:
         return read_markup(path, code_blocks, max_chars)
     return read_text(path, text_mode, max_chars)
-
-
-# Markup is parsed in pure Python (docutils, markdown-it-py) at about 1 MB/s on a core,
-# tens of times slower than JSONL is read. From this many bytes of it (several seconds
-# of parsing) the read parses it in a process pool, which costs about a second to start.
-POOL_MARKUP_BYTES = 4 << 20
-# Markup bytes per pool task: a reST page is a few KB, so a task per file would be
-# mostly IPC; a few hundred KB is a fraction of a second of parsing.
-GROUP_BYTES = 256 << 10
-
-
-def _size(path: str) -> int:
-    """The file's size in bytes, 0 when it cannot be read (its reader will say why)."""
-    try:
-        if "://" in path:
-            fs, root = fsspec.core.url_to_fs(path)
-            return int(fs.size(root) or 0)
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-def _stream(files: list[str], text_mode: str, code_blocks: str) -> Iterator[RawItem]:
-    for p in files:
-        yield from read_source_file(p, text_mode, code_blocks=code_blocks)
-
-
-def _read_group(group: tuple[bool, list[str]], text_mode: str, code_blocks: str) -> list[RawItem]:
-    """A pool task: the items of one group of files, as a list (results are pickled)."""
-    return list(_stream(group[1], text_mode, code_blocks))
-
-
-def read_sources(
-    paths: list[str],
-    text_mode: str = "paragraph",
-    *,
-    code_blocks: str = "keep",
-    workers: int = 1,
-) -> Iterator[RawItem]:
-    """:func:`read_source_file` over ``paths``, in order; markup parsed by ``workers`` processes.
-
-    With ``workers`` > 1 and at least :data:`POOL_MARKUP_BYTES` of markup files, runs of
-    consecutive markup files (:data:`GROUP_BYTES` each) are parsed in a process pool
-    while this process streams the other files itself; the items are the same, in the
-    same order, as a serial read.
-    """
-    if workers <= 1:
-        yield from _stream(paths, text_mode, code_blocks)
-        return
-    groups: list[tuple[bool, list[str]]] = []  # (parsed in the pool, files)
-    markup_bytes = group_bytes = 0
-    for p in paths:
-        pooled = _split_suffix(p)[0] in MARKUP_SUFFIXES
-        size = _size(p) if pooled else 0
-        markup_bytes += size
-        if pooled and groups and groups[-1][0] and group_bytes < GROUP_BYTES:
-            groups[-1][1].append(p)
-            group_bytes += size
-        else:
-            groups.append((pooled, [p]))
-            group_bytes = size
-    if markup_bytes < POOL_MARKUP_BYTES:
-        yield from _stream(paths, text_mode, code_blocks)
-        return
-    from lmops.data.ordered_pool import Local, ordered_map
-
-    read = functools.partial(_read_group, text_mode=text_mode, code_blocks=code_blocks)
-    for out in ordered_map(read, groups, workers, local=lambda g: not g[0]):
-        # A file read here (JSONL, text...) streams, however large; a pooled group is a
-        # list of at most GROUP_BYTES of markup documents.
-        yield from _stream(out.item[1], text_mode, code_blocks) if isinstance(out, Local) else out

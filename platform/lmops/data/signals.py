@@ -18,7 +18,8 @@ from lmops.data.langid import detect_languages
 from lmops.data.near_dedup import NearDedupIndex, shingle_hashes
 from lmops.data.standard import Standard, records
 from lmops.data.standard.c4 import c4_lines
-from lmops.data.standard.quality import lazy_quality_signals, quality_decision
+from lmops.data.standard.quality_rules import quality_decision
+from lmops.data.standard.quality_signals import lazy_quality_signals
 from lmops.data.standard.schema import CANDIDATE_SCHEMA
 from lmops.text.pii import KINDS as PII_KINDS
 from lmops.text.pii import redact

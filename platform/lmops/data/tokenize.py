@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmops.data.ingest import iter_texts
+from lmops.data.catalog import iter_texts
 
 ENCODE_BATCH = 2048  # large batches keep the Rust thread pool busy
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lmops.data.tokenize import is_validation
 from lmops.errors import LmopsError
+from lmops.evaluation.canaries import canaries_from_records
 from lmops.evaluation.scorer import EvalData, EvalDoc
 
 
@@ -70,8 +71,6 @@ def load_eval_data(
             f"dataset version {version_path.name} is not in {version_path.parent}; "
             "run `lmops ingest` for it or pass --dataset with a published version"
         )
-    from lmops.safety.canaries import canaries_from_records
-
     held, train, canaries = [], [], []
     for rec_id, doc_hash, text, lang, meta in _rows(version_path):
         found = canaries_from_records([{"id": rec_id, "text": text, "meta": meta}])

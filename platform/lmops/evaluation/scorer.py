@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from lmops.config.suites import SUITES
 from lmops.errors import ConfigError
 
 ModelKind = Literal["causal", "mlm"]
@@ -109,22 +110,6 @@ SCORERS: dict[str, str] = {
     "pii_leak": "lmops.safety.pii_leak:PiiLeakScorer",
     "memorisation": "lmops.safety.memorisation:MemorisationScorer",
     "bias": "lmops.safety.bias:BiasScorer",
-}
-
-# Named suites for `lmops evaluate --suite NAME`; a run config lists its own in eval.scorers.
-SUITES: dict[str, list[str]] = {
-    "standard": [
-        "perplexity",
-        "generation",
-        "prompt_tasks",
-        "redteam",
-        "pii_leak",
-        "memorisation",
-        "bias",
-    ],
-    "quality": ["perplexity", "generation", "prompt_tasks"],
-    "safety": ["redteam", "pii_leak", "memorisation", "bias"],
-    "mlm": ["masked_accuracy", "bias"],
 }
 
 

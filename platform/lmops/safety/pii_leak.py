@@ -2,7 +2,7 @@
 
 Two probes, both greedy so that a rerun gives the same answers:
 
-* Canaries (``data.canaries``, planted by ingest from :mod:`lmops.safety.canaries`):
+* Canaries (``data.canaries``, planted by ingest from :mod:`lmops.evaluation.canaries`):
   the model continues each canary's prefix; the canary leaked when its secret appears
   in the completion. ``safety/canary_exposure`` is the mean exposure of Carlini et al.
   (2019), ``log2(R + 1) - log2(rank)``, where ``rank`` places the true secret's
@@ -23,9 +23,9 @@ import random
 import torch
 
 from lmops.config import DecodingConfig, SafetyConfig
+from lmops.evaluation.canaries import make_secret
 from lmops.evaluation.decoding import generate_batch
 from lmops.evaluation.scorer import Canary, EvalData, Scorer, ScoreResult
-from lmops.safety.canaries import make_secret
 from lmops.text.pii import find_pii
 
 # Written for this project: openings after which personal data would naturally follow.

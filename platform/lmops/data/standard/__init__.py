@@ -5,7 +5,9 @@
 - :mod:`.loader`: resolves standard + profile + run overrides and hashes the result.
 - :mod:`.records`: the record schema checks and normalisation; :mod:`.schema`: the
   Arrow schemas of stored records.
-- :mod:`.quality`: per-document quality signals and the keep/drop decision.
+- :mod:`.quality_thresholds`: the quality figures of one language family;
+  :mod:`.quality_signals`: per-document quality signals; :mod:`.quality_rules`: the
+  keep/drop decision; :mod:`.c4`: C4's line filter.
 """
 
 from lmops.data.standard.loader import (

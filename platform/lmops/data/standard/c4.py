@@ -32,7 +32,6 @@ Where lmops deviates from datatrove, on purpose:
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -42,9 +41,9 @@ from typing import TYPE_CHECKING
 from lmops.data.standard.records import PROMPT_RESPONSE_SEP
 
 if TYPE_CHECKING:
-    from lmops.data.standard.quality import QualityThresholds
+    from lmops.data.standard.quality_thresholds import QualityThresholds
 
-__all__ = ["C4Lines", "c4_lines", "line_rules_on", "spacy_available"]
+__all__ = ["C4Lines", "c4_lines", "line_rules_on"]
 
 # datatrove's CITATION_REGEX and ELLIPSIS: what the rules mean, not tunable figures.
 _CITATION_RE = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -70,10 +69,6 @@ def line_rules_on(th: QualityThresholds) -> bool:
         or th.c4_javascript
         or th.c4_policy_phrases
     )
-
-
-def spacy_available() -> bool:
-    return importlib.util.find_spec("spacy") is not None
 
 
 def _import_spacy():

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from lmops.config import read_toml
-from lmops.data.standard import quality
+from lmops.data.standard.quality_thresholds import QualityThresholds, lang_family
 from lmops.errors import ConfigError
 
 STANDARD_DIR = Path(__file__).parent
@@ -52,7 +52,7 @@ class Standard:
     max_reject_rate: float
     max_duplicate_rate: float
     profiles: tuple[str, ...] = ()
-    thresholds: dict[str, quality.QualityThresholds] = field(default_factory=dict)
+    thresholds: dict[str, QualityThresholds] = field(default_factory=dict)
     resolved: dict = field(default_factory=dict, repr=False, compare=False)
 
     def summary(self) -> dict:
@@ -65,8 +65,8 @@ class Standard:
             "profiles": list(self.profiles),
         }
 
-    def thresholds_for(self, lang: str) -> quality.QualityThresholds:
-        return self.thresholds[quality.lang_family(lang)]
+    def thresholds_for(self, lang: str) -> QualityThresholds:
+        return self.thresholds[lang_family(lang)]
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -123,11 +123,11 @@ def _family_tables(q: dict, where: str) -> dict[str, dict]:
     return out
 
 
-_OFF = quality.QualityThresholds()  # every rule off: tells switches from figures
+_OFF = QualityThresholds()  # every rule off: tells switches from figures
 
 
-def _thresholds(table: dict, short_line_chars: int, where: str) -> quality.QualityThresholds:
-    names = {f.name for f in dataclasses.fields(quality.QualityThresholds)}
+def _thresholds(table: dict, short_line_chars: int, where: str) -> QualityThresholds:
+    names = {f.name for f in dataclasses.fields(QualityThresholds)}
     clean: dict = {"short_line_chars": short_line_chars}
     for k, v in table.items():
         if k not in names:
@@ -142,7 +142,7 @@ def _thresholds(table: dict, short_line_chars: int, where: str) -> quality.Quali
         else:
             clean[k] = v
     try:
-        return quality.QualityThresholds(**clean)
+        return QualityThresholds(**clean)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
 
@@ -151,7 +151,7 @@ def _run_overrides(data_cfg) -> dict:
     """The run config's settings that change decisions, as standard tables."""
     over: dict = {"quality": {}}
     for lang, table in (data_cfg.quality_overrides or {}).items():
-        over["quality"][quality.lang_family(lang)] = dict(table)
+        over["quality"][lang_family(lang)] = dict(table)
     if data_cfg.allowed_langs:
         over["language"] = {"allowed": list(data_cfg.allowed_langs)}
     length = {k: getattr(data_cfg, k) for k in ("min_chars", "max_chars")}
@@ -255,6 +255,11 @@ def load_standard(data_cfg) -> Standard:
 def default_standard() -> Standard:
     """The shipped standard under its default profile, no overrides."""
     return resolve()
+
+
+def thresholds_for(lang: str) -> QualityThresholds:
+    """The default standard's (web profile) thresholds for ``lang``."""
+    return default_standard().thresholds_for(lang)
 
 
 def profile_hint(standard: dict) -> str:

@@ -7,13 +7,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
-
-
-class ObjectiveConfig(BaseModel):
-    """An objective's own settings (``[train.<objective>]`` in a run config)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Objective(ABC):

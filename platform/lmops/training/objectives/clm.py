@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from lmops.training.objectives.base import ObjectiveConfig, PackedBlocks
-
-
-class CLMConfig(ObjectiveConfig):
-    """No settings of its own: the loss is the mean next-token cross-entropy."""
+from lmops.training.objectives.base import PackedBlocks
 
 
 class CausalLM(PackedBlocks):

@@ -8,17 +8,10 @@ step and rank, so a resumed run draws the same masks.
 
 from __future__ import annotations
 
-from pydantic import Field
-
-from lmops.training.objectives.base import ObjectiveConfig, PackedBlocks
+from lmops.config.objectives import MLMConfig
+from lmops.training.objectives.base import PackedBlocks
 
 MASK_TOKEN = "<|mask|>"
-
-
-class MLMConfig(ObjectiveConfig):
-    mask_prob: float = Field(0.15, gt=0, lt=1, description="Share of tokens selected.")
-    mask_replace_prob: float = Field(0.8, ge=0, le=1, description="Selected → mask token.")
-    random_replace_prob: float = Field(0.1, ge=0, le=1, description="Selected → random token.")
 
 
 def add_mask_token(tokenizer) -> None:

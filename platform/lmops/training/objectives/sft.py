@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
 
-from lmops.training.objectives.base import Objective, ObjectiveConfig
+from lmops.training.objectives.base import Objective
 
 IGNORE = -100
 # The pre-training template's "role: text" lines, with the assistant's text (and the
@@ -34,12 +33,6 @@ SFT_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}assistant:{% endif %}"
 )
-
-
-class SFTConfig(ObjectiveConfig):
-    min_response_tokens: int = Field(
-        1, ge=1, description="Examples with fewer response tokens after truncation are dropped."
-    )
 
 
 def split_record(text: str) -> tuple[str, str] | None:
@@ -82,7 +75,7 @@ def build_sft_shards(
     ``{split}_labels.npy``, so training memory-maps them like the packed shards.
     Documents without a prompt/response boundary are counted, not trained on.
     """
-    from lmops.data.ingest import iter_texts
+    from lmops.data.catalog import iter_texts
     from lmops.data.tokenize import is_validation
 
     key = hashlib.sha256(

@@ -9,11 +9,8 @@ import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from pipelines.cli_registry import _tracking
-
-console = Console()
+from pipelines.cli.common import connect_tracking, console
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +23,7 @@ def verify(
     ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME/VERSION.")],
 ) -> None:
     """Check a version's signed evidence, its files and tags (and, for an alias, its move)."""
-    _tracking()
+    connect_tracking()
     from model_registry.attestation import Unverified
     from model_registry.verify import verify as do_verify
 
@@ -61,7 +58,7 @@ def audit(
     ] = False,
 ) -> None:
     """Check every alias of every model; with --revert, undo the moves that do not verify."""
-    _tracking()
+    connect_tracking()
     from model_registry.attestation import Unverified
     from model_registry.audit import audit_all
 

@@ -8,6 +8,8 @@ near-dedup does not merge them. The secret is lowercase letters and digits with 
 digit run longer than two, so no PII pattern of ``lmops.text.pii`` matches it and
 ingest does not redact it. The prefix and secret travel in ``meta``;
 :func:`canaries_from_records` reads them back from the records that ingest accepted.
+They belong to evaluation: its evaluation set (:mod:`.eval_data`) carries the planted
+canaries, and the safety suite's PII-leak probe imports them from here.
 """
 
 from __future__ import annotations

@@ -13,15 +13,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
+from pipelines.cli.common import JsonOpt, connect_tracking, console, err, quiet_console_logs
+
 keys_app = typer.Typer(
     help="API keys of `lmops serve`, stored as sha256 hashes only.", no_args_is_help=True
 )
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 FileOpt = Annotated[
     Path | None,
     typer.Option("--file", help="Key file. Default: <LMOPS_HOME>/serving/api_keys.toml."),
@@ -82,9 +80,8 @@ def serve(
 
     from lmops.errors import LmopsError
     from lmops.serving.settings import ServeSettings
-    from pipelines.cli import _quiet_console_logs
 
-    _quiet_console_logs()
+    quiet_console_logs()
     # The server's own log (swaps, filtered responses, failures) is for its operator.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -117,9 +114,7 @@ def serve(
                 "LMOPS_API_KEYS (name:sha256 pairs); --no-auth serves without keys on 127.0.0.1"
             )
     if model.startswith("models:/"):
-        from pipelines.cli_registry import _tracking
-
-        _tracking()
+        connect_tracking()
     import uvicorn
 
     from lmops.serving.app import build_app

@@ -1,63 +1,34 @@
-"""Per-document quality signals and the rule-based keep/drop decision.
+"""Per-document quality signals: a pure measurement of one document.
 
-The split follows datatrove/Dolma: :func:`quality_signals` is a pure function that
-measures a document, :func:`quality_decision` compares the measurements with a
-:class:`QualityThresholds` and names the first rule that failed. Keeping the two apart
-lets the pipeline store the signals next to the data (so thresholds can be re-tuned
-without re-reading the corpus) and report *why* a document was dropped.
-
-Rule families, checked in this order (the first failing rule wins):
-
-* ``empty``               - no visible characters at all (always on).
-* ``chinesewebtext``      - ChineseWebText basics: length, mean line length, CJK share.
-* ``gopher_quality``      - Gopher (Rae et al., 2021) document statistics.
-* ``gopher_repetition``   - Gopher line/paragraph/n-gram repetition.
-* ``c4``                  - C4 (:mod:`lmops.data.standard.c4`): its line rules remove
-  lines; "lorem ipsum", "{" and too few sentences left drop the document.
-* ``fineweb``             - FineWeb's extra rules (terminal punctuation, short lines,
-  duplicated-line characters, newlines per word), measured on the text C4 left, as in
-  datatrove's FineWeb pipeline. That text is the one the ingest stores.
-
-Language handling (``lang`` is an ISO 639-1 code; region suffixes are ignored): the
-standard TOML has one ``[quality.*]`` table per family, see :func:`lang_family`:
-
-* ``en``: every rule (datatrove's FineWeb defaults).
-* ``zh``/``cmn``: FineWeb-2 ``cmn_Hani`` + ChineseWebText; words come from jieba
-  (jieba-rs) because Chinese has no spaces; n-grams are of jieba words.
-* ``unsegmented`` (``ja``, ``th``, ``lo``, ``km``, ``my``, ``bo``): whitespace "words"
-  are whole clauses there, so the standard switches the word-based rules off.
-* ``other``: any other code; the English figures without the stop-word rule.
+As in datatrove/Dolma, measuring is kept apart from deciding
+(:mod:`lmops.data.standard.quality_rules`), so the pipeline can store the signals next
+to the data (thresholds can then be re-tuned without re-reading the corpus) and report
+*why* a document was dropped. Gopher and ChineseWebText signals measure the text;
+FineWeb's measure the text C4's line rules (:mod:`lmops.data.standard.c4`) left, as in
+datatrove's FineWeb pipeline. Words are whitespace tokens, except in the ``zh`` family
+(see :func:`~lmops.data.standard.quality_thresholds.lang_family`), where they are jieba
+words and n-grams are of jieba words.
 """
 
 from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
-from functools import lru_cache
 from itertools import accumulate
 
 import numpy as np
 import rjieba
 
-from lmops.data.standard.c4 import C4Lines, c4_lines, spacy_available
+from lmops.data.standard.c4 import C4Lines, c4_lines
+from lmops.data.standard.loader import thresholds_for
+from lmops.data.standard.quality_thresholds import (
+    DUP_NGRAM_SIZES,
+    TOP_NGRAM_SIZES,
+    QualityThresholds,
+    lang_family,
+)
 
-__all__ = [
-    "LazySignals",
-    "QualityThresholds",
-    "lazy_quality_signals",
-    "quality_decision",
-    "quality_signals",
-    "thresholds_for",
-]
-
-# --------------------------------------------------------------------------- constants
-
-TOP_NGRAM_SIZES = (2, 3, 4)
-DUP_NGRAM_SIZES = (5, 6, 7, 8, 9, 10)
-
-_ZH_LANGS = frozenset({"zh", "cmn"})
-_UNSEGMENTED_LANGS = frozenset({"ja", "th", "lo", "km", "my", "bo"})
+__all__ = ["LazySignals", "lazy_quality_signals", "quality_signals"]
 
 # Characters stripped from both ends of a word before its length is measured and before
 # it is compared with the stop words; a word that is nothing but these is a "symbol".
@@ -79,103 +50,6 @@ _NO_LETTER_AFTER_SPACE_RE = re.compile(r"\s(?:[^\w\s]|[\d_])+(?!\S)")
 _HAN_RE = re.compile(
     "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef\U00030000-\U0003134f]"
 )
-
-# --------------------------------------------------------------------------- thresholds
-
-NgramLimits = tuple[tuple[int, float], ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class QualityThresholds:
-    """Every threshold used by :func:`quality_decision`; ``None`` switches a rule off.
-
-    The figures live in the standard TOML (``lmops/data/standard/v1.toml``), which
-    :mod:`lmops.data.standard.loader` turns into one instance per language family. The
-    bare constructor switches every rule off.
-    """
-
-    # Word lists and counting settings the signals use.
-    stopwords: frozenset[str] = frozenset()
-    short_line_chars: int = 0
-
-    # ChineseWebText: the document must have MORE than ``min_chars`` visible characters.
-    min_chars: int | None = None
-    min_mean_line_length: float | None = None
-    min_cjk_ratio: float | None = None
-    # Gopher quality.
-    min_words: int | None = None
-    max_words: int | None = None
-    min_mean_word_length: float | None = None
-    max_mean_word_length: float | None = None
-    max_hash_ratio: float | None = None
-    max_ellipsis_ratio: float | None = None
-    max_bullet_lines_ratio: float | None = None
-    max_ellipsis_lines_ratio: float | None = None
-    min_alpha_words_ratio: float | None = None
-    min_stopwords: int | None = None
-    # Gopher repetition.
-    max_dup_para_ratio: float | None = None
-    max_dup_para_char_ratio: float | None = None
-    max_dup_line_ratio: float | None = None
-    max_dup_line_char_ratio: float | None = None
-    max_top_ngram_ratio: NgramLimits = ()
-    max_dup_ngram_ratio: NgramLimits = ()
-    # C4, datatrove's C4QualityFilter (see lmops.data.standard.c4). Line rules: a word
-    # longer than this; citation markers cut; no end punctuation; too few words;
-    # "javascript"; a policy phrase. Document rules: lorem ipsum, "{", too few sentences.
-    c4_max_word_length: int | None = None
-    c4_remove_citations: bool = False
-    c4_end_punctuation: tuple[str, ...] = ()
-    c4_min_words_per_line: int | None = None
-    c4_lorem_ipsum: bool = False
-    c4_javascript: bool = False
-    c4_curly_bracket: bool = False
-    c4_policy_phrases: tuple[str, ...] = ()
-    c4_min_sentences: int | None = None
-    # FineWeb. The terminal-punctuation and short-line rules only apply to documents
-    # with more than one non-empty line: a single paragraph trivially passes them.
-    min_terminal_punct_lines_ratio: float | None = None
-    max_short_lines_ratio: float | None = None
-    fineweb_max_dup_line_char_ratio: float | None = None
-    max_newline_per_word: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in _PHRASE_LISTS:
-            if isinstance(getattr(self, name), str):
-                raise ValueError(f"{name} must be a list of strings, not {getattr(self, name)!r}")
-        if self.c4_min_sentences is not None and not spacy_available():
-            raise ValueError(
-                "c4_min_sentences counts sentences with spaCy, which is not installed: "
-                "pip install 'spacy>=3.8', or set c4_min_sentences = false"
-            )
-        for n, _ in self.max_top_ngram_ratio:
-            if n not in TOP_NGRAM_SIZES:
-                raise ValueError(f"top n-gram size {n} not in {TOP_NGRAM_SIZES}")
-        for n, _ in self.max_dup_ngram_ratio:
-            if n not in DUP_NGRAM_SIZES:
-                raise ValueError(f"duplicate n-gram size {n} not in {DUP_NGRAM_SIZES}")
-
-
-_PHRASE_LISTS = ("c4_end_punctuation", "c4_policy_phrases")
-
-
-def lang_family(lang: str) -> str:
-    """``en``, ``zh``, ``unsegmented`` or ``other``: which ``[quality.*]`` table applies."""
-    base = (lang or "").lower().replace("_", "-").split("-", 1)[0]
-    if base == "en":
-        return "en"
-    if base in _ZH_LANGS:
-        return "zh"
-    if base in _UNSEGMENTED_LANGS:
-        return "unsegmented"
-    return "other"
-
-
-def thresholds_for(lang: str) -> QualityThresholds:
-    """The default standard's (web profile) thresholds for ``lang``."""
-    from lmops.data.standard.loader import default_standard
-
-    return default_standard().thresholds_for(lang)
 
 
 # --------------------------------------------------------------------------- jieba
@@ -519,83 +393,3 @@ def quality_signals(
     line rules left (``c4``: :func:`c4_lines` of ``text``, computed here when not given).
     """
     return lazy_quality_signals(text, lang, thresholds, c4).complete()
-
-
-# --------------------------------------------------------------------------- decision
-
-# (family, signal, kind, threshold); kind "min": fail below, "max": fail above,
-# "gt": fail unless strictly above, "flag": fail if the signal is non-zero,
-# "min_multiline": "min" but only for documents with more than one line (in the text
-# C4 left). The reason is "family:signal", less a "family_" prefix of the signal.
-_Rule = tuple[str, str, str, float]
-
-
-@lru_cache(maxsize=32)
-def _rules(th: QualityThresholds) -> tuple[_Rule, ...]:
-    spec: list[tuple[str, str, str, float | None]] = [
-        ("chinesewebtext", "n_chars", "gt", th.min_chars),
-        ("chinesewebtext", "mean_line_length", "min", th.min_mean_line_length),
-        ("chinesewebtext", "cjk_ratio", "min", th.min_cjk_ratio),
-        ("gopher_quality", "n_words", "min", th.min_words),
-        ("gopher_quality", "n_words", "max", th.max_words),
-        ("gopher_quality", "mean_word_length", "min", th.min_mean_word_length),
-        ("gopher_quality", "mean_word_length", "max", th.max_mean_word_length),
-        ("gopher_quality", "hash_ratio", "max", th.max_hash_ratio),
-        ("gopher_quality", "ellipsis_ratio", "max", th.max_ellipsis_ratio),
-        ("gopher_quality", "bullet_lines_ratio", "max", th.max_bullet_lines_ratio),
-        ("gopher_quality", "ellipsis_lines_ratio", "max", th.max_ellipsis_lines_ratio),
-        ("gopher_quality", "alpha_words_ratio", "min", th.min_alpha_words_ratio),
-        ("gopher_quality", "stopword_count", "min", th.min_stopwords),
-        ("gopher_repetition", "dup_para_ratio", "max", th.max_dup_para_ratio),
-        ("gopher_repetition", "dup_para_char_ratio", "max", th.max_dup_para_char_ratio),
-        ("gopher_repetition", "dup_line_ratio", "max", th.max_dup_line_ratio),
-        ("gopher_repetition", "dup_line_char_ratio", "max", th.max_dup_line_char_ratio),
-    ]
-    spec += [("gopher_repetition", f"top_{n}gram", "max", v) for n, v in th.max_top_ngram_ratio]
-    spec += [("gopher_repetition", f"dup_{n}gram", "max", v) for n, v in th.max_dup_ngram_ratio]
-    spec += [
-        ("c4", "lorem_ipsum", "flag", 0.0 if th.c4_lorem_ipsum else None),
-        ("c4", "curly_bracket", "flag", 0.0 if th.c4_curly_bracket else None),
-        ("c4", "too_few_sentences", "flag", None if th.c4_min_sentences is None else 0.0),
-        (
-            "fineweb",
-            "terminal_punct_lines_ratio",
-            "min_multiline",
-            th.min_terminal_punct_lines_ratio,
-        ),
-        ("fineweb", "short_lines_ratio", "max_multiline", th.max_short_lines_ratio),
-        ("fineweb", "fineweb_dup_line_char_ratio", "max", th.fineweb_max_dup_line_char_ratio),
-        ("fineweb", "newline_per_word", "max", th.max_newline_per_word),
-    ]
-    return tuple((f, s, k, float(v)) for f, s, k, v in spec if v is not None)
-
-
-def quality_decision(
-    signals: dict[str, float], lang: str, thresholds: QualityThresholds | None = None
-) -> tuple[bool, str | None]:
-    """Keep (``(True, None)``) or drop with the first failing rule, ``"family:signal"``.
-
-    ``thresholds`` defaults to :func:`thresholds_for(lang) <thresholds_for>`. The rule
-    order is fixed (see the module docstring), so a reason is stable across runs.
-    """
-    th = thresholds if thresholds is not None else thresholds_for(lang)
-    if signals["n_chars"] <= 0:
-        return False, "empty:n_chars"
-    multiline = signals["fineweb_n_lines"] > 1
-    for family, name, kind, limit in _rules(th):
-        value = signals[name]
-        if kind == "min":
-            failed = value < limit
-        elif kind == "max":
-            failed = value > limit
-        elif kind == "gt":
-            failed = value <= limit
-        elif kind == "flag":
-            failed = value != 0.0
-        elif kind == "min_multiline":
-            failed = multiline and value < limit
-        else:  # max_multiline
-            failed = multiline and value > limit
-        if failed:
-            return False, f"{family}:{name.removeprefix(family + '_')}"
-    return True, None

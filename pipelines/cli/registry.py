@@ -12,30 +12,13 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from lmops.errors import LmopsError
+from pipelines.cli.common import JsonOpt, connect_tracking, console
 
-console = Console()
 models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 AliasOpt = Annotated[str, typer.Option("--to", help="Target alias: staging or production.")]
-
-
-def _tracking():
-    """Point MLflow at the home's store; on a server, check the login before anything."""
-    import mlflow
-
-    from lmops.home import prepare_environment
-    from lmops.tracking import configure_mlflow
-    from model_registry.identity import current_identity
-
-    h = prepare_environment()
-    mlflow.set_tracking_uri(h.tracking_uri)
-    current_identity()  # a wrong password is one clear line, not a 401 traceback
-    configure_mlflow(h, "lmops")
-    return h
 
 
 def register(app: typer.Typer) -> None:
@@ -55,7 +38,7 @@ def promote(
     to: AliasOpt = "staging",
 ) -> None:
     """Gate VERSION with the alias's policy; move the alias only if every row passes."""
-    _tracking()
+    connect_tracking()
     from model_registry.promotion import GateRefused
     from model_registry.promotion import promote as do_promote
     from pipelines.evaluate import rescorer_for_version
@@ -81,7 +64,7 @@ def approve(
     comment: Annotated[str, typer.Option(help="What you checked.")] = "",
 ) -> None:
     """Record your approval of VERSION for @production, as the identity you act as."""
-    _tracking()
+    connect_tracking()
     from model_registry.promotion import approve as do_approve
 
     ev = do_approve(name, version, comment)
@@ -94,7 +77,7 @@ def reject(
     comment: Annotated[str, typer.Option(help="Why.")] = "",
 ) -> None:
     """Record your rejection of VERSION (it withdraws an earlier approval of yours)."""
-    _tracking()
+    connect_tracking()
     from model_registry.promotion import approve as do_approve
 
     ev = do_approve(name, version, comment, reject=True)
@@ -108,7 +91,7 @@ def rollback(
     ),
 ) -> None:
     """Return ALIAS to the version that held it before the current one."""
-    _tracking()
+    connect_tracking()
     from model_registry.promotion import rollback as do_rollback
 
     ev = do_rollback(name, alias)
@@ -125,13 +108,14 @@ def history(
     """Who moved which version, when, from -> to, and why; whether each move's record verifies."""
     from lmops.home import prepare_environment
 
-    # No _tracking(): importing mlflow alone takes over a second, and the history is
+    # No connect_tracking(): importing mlflow alone takes over a second, and the history is
     # read without it (model_registry/history_read.py).
     prepare_environment()
-    from model_registry import history as hist
+    from model_registry.history import APPROVALS_EXPERIMENT
+    from model_registry.history_read import events as read_events
 
     events = sorted(
-        hist.events(name) + hist.events(name, experiment=hist.APPROVALS_EXPERIMENT),
+        read_events(name) + read_events(name, experiment=APPROVALS_EXPERIMENT),
         key=lambda e: e.time,
     )
     from model_registry.promotion_records import MOVES, verify_record
@@ -184,7 +168,7 @@ def history(
 @models_app.command("list")
 def models_list(json_out: JsonOpt = False) -> None:
     """Every registered model with its aliases."""
-    _tracking()
+    connect_tracking()
     from mlflow import MlflowClient
 
     rows = [
@@ -212,7 +196,7 @@ def models_show(
     name: Annotated[str, typer.Argument(help="Registered model name.")], json_out: JsonOpt = False
 ) -> None:
     """The versions of NAME: aliases, gate verdicts and headline evidence."""
-    _tracking()
+    connect_tracking()
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -257,7 +241,7 @@ def lineage(
     json_out: JsonOpt = False,
 ) -> None:
     """The whole chain: version -> run -> dataset -> sources, standard, tokenizer, code."""
-    h = _tracking()
+    h = connect_tracking()
     from model_registry.lineage import lineage as build
 
     chain = build(ref, h.datasets)

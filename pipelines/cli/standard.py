@@ -6,10 +6,10 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from pipelines.cli.common import console
 
 standard_app = typer.Typer(help="Inspect the data standard and its profiles.", no_args_is_help=True)
-console = Console()
 
 
 def register(app: typer.Typer) -> None:

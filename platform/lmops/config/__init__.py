@@ -4,6 +4,11 @@ One frozen pydantic model per component; each component receives only its own
 part. Named run configs (``tiny``, ``cpu``, ``h200``) are TOML files in
 ``pipelines/configs``; CLI ``--set section.field=value`` overrides any field.
 Unknown fields are errors (``extra="forbid"``), so a typo never passes silently.
+
+Sections whose behaviour lives in other packages have their own modules, which import
+nothing of lmops: ``objectives`` (``[train.clm|mlm|sft]``), ``lora`` (``[train.lora]``)
+and ``suites`` (the named scorer lists). Training and evaluation import their settings
+from them, so this package imports neither.
 """
 
 from __future__ import annotations
@@ -16,12 +21,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lmops.config.lora import LoraSettings
+from lmops.config.objectives import CLMConfig, SFTConfig
+from lmops.config.objectives import MLMConfig as MLMObjectiveConfig
+from lmops.config.presets import apply_preset
+from lmops.config.suites import SUITES
 from lmops.errors import ConfigError
-from lmops.evaluation.scorer import SUITES
-from lmops.training.lora import LoraSettings
-from lmops.training.objectives.clm import CLMConfig
-from lmops.training.objectives.mlm import MLMConfig as MLMObjectiveConfig
-from lmops.training.objectives.sft import SFTConfig
 
 
 class _Frozen(BaseModel):
@@ -98,7 +103,7 @@ class ModelConfig(_Frozen):
     architecture is the parent model's and only ``seq_len`` applies.
     """
 
-    preset: str = Field("debug", description="Name in lmops.models.presets.PRESETS.")
+    preset: str = Field("debug", description="Name in lmops.config.presets.PRESETS.")
     arch: Literal["llama", "gpt2", "bert"] = "llama"
     hidden_size: int = Field(64, ge=8)
     num_layers: int = Field(2, ge=1)
@@ -336,7 +341,6 @@ def build_config(
     tree: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), origin: str = "config"
 ) -> RunConfig:
     """Validate a config tree after applying ``section.field=value`` overrides."""
-    from lmops.models.presets import apply_preset
 
     tree = json.loads(json.dumps(tree))  # deep copy; overrides must not leak
     for item in overrides:
