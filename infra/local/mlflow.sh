@@ -10,6 +10,12 @@ start() {
   for f in "$CREDS" "$SVC/mlflow_flask_secret"; do
     [ -f "$f" ] || (umask 077; "$VENV_BIN/python" -c "import secrets; print(secrets.token_urlsafe(24))" >"$f")
   done
+  # MLflow stores webhook secrets Fernet-encrypted; without a fixed key each worker makes
+  # its own at start, so a secret one worker stored cannot be read by the other (or after
+  # a restart) and deliveries fail.
+  WEBHOOK_KEY="$SVC/mlflow_webhook_key"
+  [ -f "$WEBHOOK_KEY" ] || (umask 077; "$VENV_BIN/python" -c \
+    "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())" >"$WEBHOOK_KEY")
   umask 077
   cat >"$AUTH_INI" <<INI
 [mlflow]
@@ -29,7 +35,7 @@ INI
   # Each worker caches the webhook list for MLFLOW_WEBHOOK_CACHE_TTL (60 s by default):
   # at 5 s a new subscription is delivered to within 5 s.
   MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true \
-  MLFLOW_WEBHOOK_CACHE_TTL=5 \
+  MLFLOW_WEBHOOK_CACHE_TTL=5 MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY="$(cat "$WEBHOOK_KEY")" \
   MLFLOW_AUTH_CONFIG_PATH="$AUTH_INI" MLFLOW_DISABLE_TELEMETRY=true \
     MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$SVC/mlflow_flask_secret")" setsid \
     "$VENV_BIN/mlflow" server --app-name lmops-auth \
