@@ -184,10 +184,10 @@ def promote(
         )
     get_version(name, version)
     for _ in range(RESCORE_ATTEMPTS):
-        scored = rescore_incumbent(name, version, alias, rescore)
+        scored = rescore_incumbent(name, version, alias, rescore) if rescore else None
         with alias_lock(name, alias, who.name):
             current = holder(name, alias)
-            if rescore is None:  # nothing was scored: the holder read here is the incumbent
+            if scored is None:  # nothing to score: the holder read here is the incumbent
                 scored = Rescored(current)
             if current == scored.incumbent:
                 return _gate(name, version, alias, policy, who, scored)

@@ -62,15 +62,17 @@ def evaluate_version(
     dataset_path: str,
     strict: bool = False,
     use_cache: bool = True,
+    data: EvalData | None = None,
 ) -> VersionEvaluation:
     """Score the version behind ``uri`` with ``config``'s suite and record an evaluation run.
 
     The run goes to ``config``'s experiment; ``strict`` makes a scorer that does not apply
-    to the model an error instead of a skip.
+    to the model an error instead of a skip. ``data`` is the held-out set when the caller
+    has already cut it from ``dataset_path``.
     """
     from lmops.evaluation.report import render_report
 
-    data = eval_data(config, dataset_path)
+    data = data or eval_data(config, dataset_path)
     experiment_id = configure_mlflow(home(), config.registry.experiment)
     cfg = config.eval
     ref = resolve_version(uri)
@@ -112,9 +114,11 @@ def rescorer(config: RunConfig, dataset_path: str) -> Callable[[str, str], dict[
     """
 
     def rescore(incumbent: str, eval_set: str) -> dict[str, float] | None:
+        data = eval_data(config, dataset_path)
+        if data.eval_set_id != eval_set:  # not the candidate's set: scoring it would not count
+            return None
         uri = f"models:/{config.registry.model_name}/{incumbent}"
-        ev = evaluate_version(uri, config, dataset_path)
-        return ev.metrics if ev.eval_set_id == eval_set else None
+        return evaluate_version(uri, config, dataset_path, data=data).metrics
 
     return rescore
 
