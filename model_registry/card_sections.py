@@ -137,10 +137,12 @@ def intended_use(c: CardInputs) -> str:
 def training_data(c: CardInputs) -> str:
     m = c.manifest
     counts = m.get("counts", {})
-    std = m.get("standard") or {}
+    std = m.get("standard") or {}  # Standard.summary(); older manifests lack parts of it
     std_name, std_version = std.get("name"), std.get("version") or m.get("standard_version")
     standard = " ".join(x for x in (f"`{std_name}`" if std_name else "", std_version or "") if x)
-    profile = m.get("profile")
+    if standard and std.get("digest"):
+        standard += f" (digest `{std['digest']}`)"
+    profile = std.get("profile") or m.get("profile")
     if isinstance(profile, dict):
         profile = json.dumps(profile, sort_keys=True)
     lines = [
@@ -150,6 +152,8 @@ def training_data(c: CardInputs) -> str:
         f"- Input records: {counts.get('input', '?')}; accepted: {counts.get('accepted', '?')}; "
         f"quarantined: {counts.get('quarantined', '?')}",
     ]
+    for line in std.get("overrides", []):
+        lines.append(f"- Run config override of the profile: `{line}`")
     if "accepted_bytes" in counts:
         lines.append(f"- Accepted text: {counts['accepted_bytes']:,} bytes")
     sources = [s["path"] if isinstance(s, dict) else str(s) for s in m.get("sources", [])]

@@ -60,9 +60,16 @@ def lineage(ref: str, datasets_root: Path) -> dict:
     if manifest is not None and manifest.exists():
         m = json.loads(manifest.read_text(encoding="utf-8"))
         std = m.get("standard", {})
-        chain["standard"] = f"{std.get('name', '?')} {std.get('version', '?')}"
-        chain["profile"] = m.get("profile", NOT_RECORDED)
+        named = (std.get("name"), std.get("version") or m.get("standard_version"))
+        chain["standard"] = " ".join(x for x in named if x) or NOT_RECORDED
+        chain["standard digest"] = std.get("digest") or t.get(T.STANDARD_DIGEST, NOT_RECORDED)
+        chain["profile"] = std.get("profile") or t.get(T.DATA_PROFILE, NOT_RECORDED)
+        chain["profile overrides"] = std.get("overrides", NOT_RECORDED) or "none"
         chain["sources"] = [f"{s['path']} sha256:{s['sha256'][:16]}" for s in m["sources"]]
     elif ds:
+        # The version's tags keep the standard when the manifest is not in this home.
+        chain["standard"] = t.get(T.DATA_STANDARD, NOT_RECORDED)
+        chain["standard digest"] = t.get(T.STANDARD_DIGEST, NOT_RECORDED)
+        chain["profile"] = t.get(T.DATA_PROFILE, NOT_RECORDED)
         chain["sources"] = f"manifest of {ds} is not in {datasets_root}"
     return chain

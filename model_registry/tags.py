@@ -20,6 +20,10 @@ EVIDENCE_DIGEST = "lmops.evidence_digest"
 DATA_VALIDATION = "lmops.data_validation"  # "passed" or "failed": the dataset's GX suite
 REGISTERED_BY = "lmops.registered_by"  # identity that registered the version
 INGEST_RUN = "lmops.ingest_run"  # MLflow run holding the dataset's validation evidence
+# The data standard the dataset passed, from its manifest (as on the ingest run).
+DATA_STANDARD = "lmops.data_standard"  # "v1 1.1.0"
+DATA_PROFILE = "lmops.data_profile"  # "short", or "NAME (extends web)" for a profile file
+STANDARD_DIGEST = "lmops.standard_digest"  # of the resolved standard, in the dataset id
 COMPARED_WITH = "lmops.compared_with"
 # The signed copy of all of the above that gates and servers check (attestation.py);
 # every other tag is the human-readable copy.

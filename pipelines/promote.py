@@ -56,6 +56,11 @@ def register_stage(
         T.DATA_VALIDATION: "passed" if ds.validation_passed else "failed",
         T.OBJECTIVE: trained.objective,
     }
+    std = ds.standard or {}  # the manifest's standard section
+    if std.get("digest"):
+        lineage[T.DATA_STANDARD] = f"{std.get('name')} {std.get('version')}"
+        lineage[T.DATA_PROFILE] = std.get("profile", "")
+        lineage[T.STANDARD_DIGEST] = std["digest"]
     if trained.parent_model:
         lineage[T.PARENT_MODEL] = trained.parent_model
     if trained.lora:

@@ -15,7 +15,12 @@ def named_configs() -> list[str]:
 
 
 def load_run_config(name_or_path: str = "cpu", overrides: list[str] | None = None) -> RunConfig:
-    """Load ``name_or_path`` and apply ``section.field=value`` overrides."""
+    """Load ``name_or_path`` and apply ``section.field=value`` overrides.
+
+    A relative ``data.profile`` file in the config is read from the config's own folder
+    (``cpu`` uses ``pipelines/configs/profiles/sample-corpus.toml``), whatever the
+    working directory; one given as an override is read from the working directory.
+    """
     path = Path(name_or_path)
     if path.suffix != ".toml":
         if name_or_path not in named_configs():
@@ -23,4 +28,6 @@ def load_run_config(name_or_path: str = "cpu", overrides: list[str] | None = Non
                 f"unknown config '{name_or_path}'; use one of {named_configs()} or a .toml path"
             )
         path = CONFIG_DIR / f"{name_or_path}.toml"
-    return build_config(read_toml(path), overrides or [], origin=str(path))
+    return build_config(
+        read_toml(path), overrides or [], origin=str(path), base_dir=path.resolve().parent
+    )

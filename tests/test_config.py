@@ -3,7 +3,7 @@ from pydantic import ValidationError
 
 from lmops.config import RunConfig, build_config
 from lmops.errors import ConfigError
-from pipelines.run_config import load_run_config, named_configs
+from pipelines.run_config import CONFIG_DIR, load_run_config, named_configs
 
 
 def test_named_configs_exist_and_load():
@@ -47,7 +47,12 @@ def test_unknown_preset_and_config():
 def test_config_round_trips_through_json():
     cfg = load_run_config("cpu")
     again = RunConfig.model_validate_json(cfg.model_dump_json())
-    assert again == cfg and again.digest() == cfg.digest()
+    assert again.model_dump() == cfg.model_dump() and again.digest() == cfg.digest()
+    # The folder the config's profile file is read from is where the settings came
+    # from, not a setting: no checkout's path enters the JSON, the digest or a dataset id.
+    assert cfg.data.profile_dir == CONFIG_DIR.resolve()
+    assert cfg.data.profile == "profiles/sample-corpus.toml"
+    assert str(CONFIG_DIR.resolve()) not in cfg.model_dump_json()
 
 
 def test_configs_are_frozen():

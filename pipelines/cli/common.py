@@ -31,8 +31,9 @@ ProfileOpt = Annotated[
     str | None,
     typer.Option(
         "--profile",
-        help="Data standard profile: web (default), docs, short, or a TOML file extending "
-        "one. Same as --set data.profile=NAME. See `lmops standard show`.",
+        help="Data standard profile: web, docs, short, or a TOML file extending one; it "
+        "replaces the config's data.profile (cpu and tiny: profiles/sample-corpus.toml). "
+        "Same as --set data.profile=NAME. See `lmops standard show`.",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

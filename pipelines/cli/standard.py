@@ -36,15 +36,16 @@ def show(
 
     The digest is part of every dataset version id made under this standard and profile.
     """
-    from lmops.data.standard import resolve
+    from lmops.data.standard import load_standard, resolve
 
-    data_cfg = None
     if config or set_:
         from pipelines.run_config import load_run_config
 
-        data_cfg = load_run_config(config or "cpu", set_ or []).data
-        standard, profile = data_cfg.standard, profile or data_cfg.profile
-    std = resolve(standard, profile, data_cfg)
+        # As `lmops ingest` resolves it: --profile replaces the config's data.profile.
+        extra = [f"data.profile={profile}"] if profile else []
+        std = load_standard(load_run_config(config or "cpu", [*(set_ or []), *extra]).data)
+    else:
+        std = resolve(standard, profile)
     console.print(
         f"# data standard [bold]{std.name}[/] {std.version}, profile [bold]{std.profile}[/], "
         f"digest [bold]{std.digest}[/]",
@@ -52,4 +53,6 @@ def show(
         soft_wrap=True,
     )
     console.print(f"# profiles: {', '.join(std.profiles)}", highlight=False)
+    for line in std.overrides:
+        console.print(f"# override: {line}", highlight=False, soft_wrap=True)
     console.print_json(json.dumps(std.resolved, ensure_ascii=False))

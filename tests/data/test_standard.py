@@ -11,9 +11,11 @@ from short_corpus import SHORT_DOCS
 from lmops.config import DataConfig
 from lmops.data.ingest import ingest
 from lmops.data.stage_hash import hash_sources, version_id_for
-from lmops.data.standard import load_standard, resolve
+from lmops.data.standard import load_standard, profile_hint, resolve
 from lmops.data.standard.loader import STANDARD_DIR
 from lmops.errors import ConfigError, DataStandardError
+from pipelines.cli.common import load_config
+from pipelines.run_config import load_run_config
 
 
 def vid(cfg: DataConfig, src) -> str:
@@ -77,6 +79,59 @@ def test_user_profile_extends_a_named_one_and_bad_ones_fail_in_one_line(tmp_path
         resolve("v1", str(user))
     with pytest.raises(ConfigError, match=r"unknown data profile 'blog'.*'docs', 'short', 'web'"):
         resolve("v1", "blog")
+
+
+def test_profile_short_with_config_cpu_is_exactly_short():
+    # `lmops ingest DIR --profile short` (config cpu by default): cpu's own profile is
+    # replaced, and nothing of cpu re-raises short's minimums.
+    std = load_standard(load_config("cpu", None, "short").data)
+    assert std.profile == "short" and std.overrides == ()
+    assert std.thresholds_for("zh").min_chars == 8 and std.thresholds_for("en").min_words == 3
+    assert std.digest == resolve("v1", "short").digest
+
+
+def test_a_config_that_overrides_its_profile_says_so_and_gets_its_own_digest(tmp_path):
+    mine = tmp_path / "poems.toml"
+    mine.write_text(
+        'name = "poems"\n[data]\nprofile = "short"\n'
+        "quality_overrides = { zh = { min_chars = 100 } }\n"
+    )
+    std = load_standard(load_run_config(str(mine)).data)
+    assert std.thresholds_for("zh").min_chars == 100  # applied, and recorded:
+    assert std.overrides == ("zh.min_chars 8 -> 100, from config poems",)
+    assert std.summary()["overrides"] == list(std.overrides)  # what the manifest keeps
+    assert "zh.min_chars 8 -> 100, from config poems" in profile_hint(std.summary())
+    assert std.digest != resolve("v1", "short").digest
+    # Over the base tables: an English figure that other languages inherit is listed for
+    # them too, and settings outside [quality] name their table.
+    cfg = DataConfig(quality_overrides={"en": {"min_words": 20}}, min_chars=4, near_dedup=False)
+    assert load_standard(cfg, origin="x").overrides == (
+        "en.min_words 50 -> 20, from config x",
+        "other.min_words 50 -> 20 (extends en), from config x",
+        "length.min_chars 20 -> 4, from config x",
+        "dedup.near true -> false, from config x",
+    )
+    # An override equal to what the profile sets changes nothing and records nothing.
+    same = DataConfig(profile="short", quality_overrides={"zh": {"min_chars": 8}})
+    assert load_standard(same).overrides == ()
+    assert load_standard(same).digest == resolve("v1", "short").digest
+
+
+def test_config_cpu_reads_its_profile_file_from_its_own_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the checkout
+    for name in ("cpu", "tiny"):
+        std = load_standard(load_run_config(name).data)
+        assert std.profile == "sample-corpus (extends web)"
+        assert std.thresholds_for("en").min_words == 20
+        assert std.thresholds_for("zh").min_chars == 100
+    # The same rules as the overrides the profile file replaced: only the name differs.
+    old = DataConfig(quality_overrides={"en": {"min_words": 20}, "zh": {"min_chars": 100}})
+    assert {**std.resolved, "profile": "web"} == load_standard(old).resolved
+    # The same relative path given on the command line is read from the working directory.
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "sample-corpus.toml").write_text('extends = "short"\n')
+    given = load_config("cpu", None, "profiles/sample-corpus.toml")
+    assert load_standard(given.data).profile == "sample-corpus (extends short)"
 
 
 # Short, but not text: the short profile must still quarantine these.

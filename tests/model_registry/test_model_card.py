@@ -83,6 +83,25 @@ def test_card_holds_the_user_corpus_version_licence_and_metrics(user_version):
     assert ModelCard(card.hf).data.license == "cc-by-4.0"
 
 
+def test_training_data_names_the_standard_profile_digest_and_overrides(user_version, tmp_path):
+    m = load_manifest(user_version)
+    std = m["standard"]
+    card = render_card(inputs(user_version)).display
+    standard = f"data standard `v1` {std['version']} (digest `{std['digest']}`)"
+    assert f"{standard}, profile `web`." in card and "override" not in card
+    # The same notes ingested under `short` by a config that raises one of its minimums.
+    cfg = DataConfig(profile="short", quality_overrides={"en": {"min_words": 30}})
+    rep = ingest([m["sources"][0]["path"]], cfg.from_config("notes", None), tmp_path, False)
+    short = load_manifest(rep.path)["standard"]
+    card = render_card(inputs(rep.path)).display
+    assert f"(digest `{short['digest']}`), profile `short`." in card
+    assert "- Run config override of the profile: `en.min_words 3 -> 30, from config notes`" in card
+    # A manifest from before the standard was recorded says so.
+    old = {k: v for k, v in m.items() if k not in ("standard", "standard_version")}
+    card = render_card(inputs(user_version, manifest=old)).display
+    assert "data standard not recorded, profile not recorded." in card
+
+
 def test_display_card_has_no_front_matter_and_opens_with_a_heading(user_version):
     card = render_card(inputs(user_version))
     lines = card.display.splitlines()

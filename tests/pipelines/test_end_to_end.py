@@ -29,6 +29,11 @@ def test_version_carries_lineage(registry, tiny_run):
     assert mv.tags["lmops.code_commit"]
     assert mv.tags["lmops.config"] == "tiny" and len(mv.tags["lmops.config_digest"]) == 16
     assert mv.tags["lmops.tokenizer"].startswith("tok-")
+    # The standard the dataset passed: tiny's profile file, as the manifest records it.
+    std = json.loads((home / "datasets" / ds / "manifest.json").read_text())["standard"]
+    assert mv.tags["lmops.data_profile"] == std["profile"] == "sample-corpus (extends web)"
+    assert mv.tags["lmops.data_standard"] == f"v1 {std['version']}"
+    assert mv.tags["lmops.standard_digest"] == std["digest"] and len(std["digest"]) == 16
     run = registry.get_run(mv.run_id)
     assert run.data.params["train.max_steps"] == "40"
     assert len(registry.get_metric_history(mv.run_id, "train/loss")) >= 2  # a loss curve
@@ -79,6 +84,8 @@ def test_run_holds_tables_report_and_card(registry):
     assert "eval/report.html" in files
     card = registry.get_model_version("lmops-tiny", mv.version).description
     assert not card.startswith("---") and mv.tags["lmops.dataset_version"] in card
+    digest, profile = mv.tags["lmops.standard_digest"], mv.tags["lmops.data_profile"]
+    assert f"(digest `{digest}`), profile `{profile}`." in card
 
 
 def test_loads_from_staging_alias_and_generates(tiny_run, registry):

@@ -19,7 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from lmops.config.lora import LoraSettings
 from lmops.config.objectives import CLMConfig, SFTConfig
@@ -61,12 +61,14 @@ class DataConfig(_Frozen):
     standard: str = Field("v1", description="Data standard in lmops/data/standard, or a path.")
     profile: str | None = Field(
         None,
-        description="Profile of the standard (web, docs, short) or a TOML file extending one; "
+        description="Profile of the standard (web, docs, short) or a TOML file extending one "
+        "(a relative path in a config file is read from the file's folder); "
         "unset = the standard's default.",
     )
     quality_overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Per-language threshold overrides, e.g. {en = {min_words = 20}}.",
+        description="Per-language threshold overrides, e.g. {en = {min_words = 20}}; each "
+        "one that changes the profile's figure is recorded and printed.",
     )
     allowed_langs: list[str] = Field(
         default_factory=list, description="Languages to keep; empty = the standard's list."
@@ -84,6 +86,29 @@ class DataConfig(_Frozen):
         ge=0,
         description="Canary documents planted in the input for the PII-leak probe (0 = none).",
     )
+    # Where these settings came from, not settings themselves: neither dumped nor hashed,
+    # so they change no digest and no dataset version id. ``build_config`` sets them.
+    _origin: str | None = PrivateAttr(None)
+    _profile_dir: Path | None = PrivateAttr(None)
+
+    @property
+    def origin(self) -> str | None:
+        """The name of the run config these settings belong to (``cpu``); None when built
+        in code. The data standard names it in each override it records."""
+        return self._origin
+
+    @property
+    def profile_dir(self) -> Path | None:
+        """The folder a relative ``profile`` file path is read from: the folder of the
+        config file that set it, or None (the working directory) when ``--set`` or
+        ``--profile`` did, or the settings were built in code."""
+        return self._profile_dir
+
+    def from_config(self, origin: str, profile_dir: Path | None) -> DataConfig:
+        """A copy that records its run config's name and the folder of its profile."""
+        out = self.model_copy()
+        out._origin, out._profile_dir = origin, profile_dir
+        return out
 
 
 class TokenizerConfig(_Frozen):
@@ -338,9 +363,17 @@ def read_toml(path: Path, what: str = "config") -> dict[str, Any]:
 
 
 def build_config(
-    tree: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), origin: str = "config"
+    tree: dict[str, Any],
+    overrides: list[str] | tuple[str, ...] = (),
+    origin: str = "config",
+    base_dir: Path | None = None,
 ) -> RunConfig:
-    """Validate a config tree after applying ``section.field=value`` overrides."""
+    """Validate a config tree after applying ``section.field=value`` overrides.
+
+    ``base_dir`` is the folder of the config file ``tree`` was read from: a relative
+    ``data.profile`` path written in the file is read from there (see
+    :attr:`DataConfig.profile_dir`); one given as an override, from the working directory.
+    """
 
     tree = json.loads(json.dumps(tree))  # deep copy; overrides must not leak
     for item in overrides:
@@ -348,6 +381,8 @@ def build_config(
             raise ConfigError(f"override '{item}' must look like section.field=value")
         key, raw = item.split("=", 1)
         _set_dotted(tree, key.strip(), raw.strip())
+        if key.strip() == "data.profile":
+            base_dir = None
     if "policy" in (tree.get("registry") or {}):
         raise ConfigError(
             f"{origin}: registry.policy: a run cannot choose its gate policy; the policy "
@@ -365,7 +400,7 @@ def build_config(
     except ValidationError as e:
         raise ConfigError(_format_validation(e, origin)) from None
     _check_objective(cfg, origin)
-    return cfg
+    return cfg.model_copy(update={"data": cfg.data.from_config(cfg.name, base_dir)})
 
 
 def _check_objective(cfg: RunConfig, origin: str) -> None:

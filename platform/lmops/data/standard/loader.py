@@ -6,6 +6,10 @@ config's overrides (``data.quality_overrides``, ``data.allowed_langs``,
 ``data.min_chars``/``max_chars``, ``data.quality_rules``, ``data.near_dedup``). The
 resolved tree and the GX suite it names are hashed into :attr:`Standard.digest`,
 which the dataset version id includes: changing any figure or word list gives a new id.
+
+An override never replaces what the profile chose in silence: each setting it changes
+is one line of :attr:`Standard.overrides` (``zh.min_chars 8 -> 100, from config cpu``),
+which the manifest records and ``lmops ingest`` prints.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class Standard:
     max_reject_rate: float
     max_duplicate_rate: float
     profiles: tuple[str, ...] = ()
+    # Each setting the run config's overrides changed from the standard and profile.
+    overrides: tuple[str, ...] = ()
     thresholds: dict[str, QualityThresholds] = field(default_factory=dict)
     resolved: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -63,6 +69,7 @@ class Standard:
             "profile": self.profile,
             "digest": self.digest,
             "profiles": list(self.profiles),
+            "overrides": list(self.overrides),
         }
 
     def thresholds_for(self, lang: str) -> QualityThresholds:
@@ -88,18 +95,27 @@ def _standard_path(name: str) -> Path:
     return path
 
 
-def _profile_tables(raw: dict, profile: str, where: Path) -> tuple[str, dict]:
-    """(profile name, its tables) for a named profile or a user profile file."""
+def _profile_tables(
+    raw: dict, profile: str, where: Path, profile_dir: Path | None = None
+) -> tuple[str, dict]:
+    """(profile name, its tables) for a named profile or a user profile file.
+
+    A relative file path is read from ``profile_dir`` (the folder of the run config that
+    named it), or from the working directory when that is None.
+    """
     profiles = raw.get("profiles", {})
     if profile.endswith(".toml"):
-        user = read_toml(Path(profile), "profile")
+        path = Path(profile).expanduser()
+        if profile_dir is not None and not path.is_absolute():
+            path = profile_dir / path
+        user = read_toml(path, "profile")
         parent = user.get("extends", raw.get("default_profile", "web"))
         if parent not in profiles:
             raise ConfigError(
-                f"profile {profile} extends '{parent}', which {where.name} does not define; "
+                f"profile {path} extends '{parent}', which {where.name} does not define; "
                 f"profiles: {sorted(profiles)}"
             )
-        name = f"{Path(profile).stem} (extends {parent})"
+        name = f"{path.stem} (extends {parent})"
         return name, _merge(profiles[parent], user)
     if profile not in profiles:
         raise ConfigError(
@@ -163,6 +179,39 @@ def _run_overrides(data_cfg) -> dict:
     return over
 
 
+def _shown(value) -> str:
+    return "unset" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _override_lines(before: dict, over: dict, after: dict, origin: str | None) -> tuple[str, ...]:
+    """One line per setting that ``over`` (the run config's tables) changed in ``before``
+    (the standard under its profile), e.g. ``zh.min_chars 8 -> 100, from config cpu``.
+
+    Quality thresholds are compared per language family with ``extends`` resolved, so an
+    English override that another family inherits is listed for that family too.
+    """
+    lines = []
+    q_before, q_over = before.get("quality", {}), over.get("quality", {})
+    old_fams = _family_tables(q_before, "the standard")
+    for fam, new in _family_tables(after.get("quality", {}), "the run config").items():
+        old = old_fams[fam]
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) == new.get(key):
+                continue
+            direct = key in q_over.get(fam, {})
+            via = "" if direct else f" (extends {q_before.get(fam, {}).get('extends')})"
+            lines.append(f"{fam}.{key} {_shown(old.get(key))} -> {_shown(new.get(key))}{via}")
+    for table, settings in over.items():
+        for key, now in settings.items():
+            if table == "quality" and key != "enabled":
+                continue  # the families, above
+            was = before.get(table, {}).get(key)
+            if was != now:
+                lines.append(f"{table}.{key} {_shown(was)} -> {_shown(now)}")
+    src = f"from config {origin}" if origin else "from the run config"
+    return tuple(f"{line}, {src}" for line in lines)
+
+
 def suite_text(name: str) -> str:
     path = STANDARD_DIR / f"{name}.json"
     if not path.exists():
@@ -170,16 +219,28 @@ def suite_text(name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def resolve(standard: str = "v1", profile: str | None = None, data_cfg=None) -> Standard:
-    """The standard ``standard`` under ``profile`` with ``data_cfg``'s overrides applied."""
+def resolve(
+    standard: str = "v1",
+    profile: str | None = None,
+    data_cfg=None,
+    origin: str | None = None,
+    profile_dir: Path | None = None,
+) -> Standard:
+    """The standard ``standard`` under ``profile`` with ``data_cfg``'s overrides applied.
+
+    ``origin`` names the run config in each recorded override; ``profile_dir`` is the
+    folder a relative profile file path is read from (default: the working directory).
+    """
     path = _standard_path(standard)
     raw = read_toml(path, "data standard")
     profile = profile or raw.get("default_profile", "web")
-    name, tables = _profile_tables(raw, profile, path)
+    name, tables = _profile_tables(raw, profile, path, profile_dir)
     tree = {k: v for k, v in raw.items() if k != "profiles"}
     tree = _merge(tree, {k: v for k, v in tables.items() if k not in _PROFILE_KEYS})
+    chosen, over = tree, {}
     if data_cfg is not None:
-        tree = _merge(tree, _run_overrides(data_cfg))
+        over = _run_overrides(data_cfg)
+        tree = _merge(tree, over)
     tree["profile"] = name
     suite = tree["expectation_suite"]
     blob = json.dumps([tree, json.loads(suite_text(suite))], sort_keys=True, ensure_ascii=False)
@@ -224,6 +285,7 @@ def resolve(standard: str = "v1", profile: str | None = None, data_cfg=None) -> 
             max_reject_rate=num("dataset.max_reject_rate"),
             max_duplicate_rate=num("dataset.max_duplicate_rate"),
             profiles=tuple(sorted(raw.get("profiles", {}))),
+            overrides=_override_lines(chosen, over, tree, origin) if over else (),
             thresholds=thresholds,
             resolved=tree,
         )
@@ -246,9 +308,19 @@ def _setting(tree: dict, dotted: str, types: tuple, where: str, kind: type):
     return kind(value)
 
 
-def load_standard(data_cfg) -> Standard:
-    """The standard and profile a run's ``DataConfig`` names, with its overrides applied."""
-    return resolve(data_cfg.standard, data_cfg.profile, data_cfg)
+def load_standard(data_cfg, origin: str | None = None) -> Standard:
+    """The standard and profile a run's ``DataConfig`` names, with its overrides applied.
+
+    The overrides it records name ``origin``, by default the run config the settings
+    came from (:attr:`DataConfig.origin`).
+    """
+    return resolve(
+        data_cfg.standard,
+        data_cfg.profile,
+        data_cfg,
+        origin or getattr(data_cfg, "origin", None),
+        getattr(data_cfg, "profile_dir", None),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -267,9 +339,12 @@ def profile_hint(standard: dict) -> str:
 
     ``standard`` is a manifest's ``standard`` section (see ``Standard.summary``).
     """
-    return (
+    hint = (
         f"Profile used: '{standard['profile']}'; profiles of {standard['name']}: "
         f"{', '.join(standard['profiles'])} "
         "(choose with --profile NAME, or data.profile in a run config; a TOML file that "
         "extends one is a user profile)."
     )
+    if standard.get("overrides"):
+        hint += f" The run config changed the profile's rules: {'; '.join(standard['overrides'])}."
+    return hint
