@@ -84,6 +84,16 @@ def run_as_task(name: str, fn, *args, **kwargs):
 
 
 @task(name="log-ingest-to-mlflow", **IO_RETRIES)
+def stage_metrics(path: Path) -> dict[str, float]:
+    """Per-stage seconds, rows/s and bytes/s of an ingest (as its manifest has them)."""
+    rep = report_from_manifest(path, False, None, load_manifest(path).get("stage_seconds", {}))
+    out = {}
+    for stage, secs, rows, nbytes in rep.stage_rates():
+        out |= {f"ingest/{stage}/seconds": secs, f"ingest/{stage}/rows_per_s": rows}
+        out[f"ingest/{stage}/bytes_per_s"] = nbytes
+    return out
+
+
 def log_to_mlflow(ds: DatasetVersion, config: RunConfig, failed: bool = False) -> str:
     """An MLflow run per ingest: counts, plots, manifest, GX results and Data Docs.
 
@@ -97,6 +107,7 @@ def log_to_mlflow(ds: DatasetVersion, config: RunConfig, failed: bool = False) -
     configure_mlflow(home(), config.registry.experiment)
     path = Path(ds.path)
     manifest = load_manifest(path)
+    executor = manifest.get("executor", {})
     run = mlflow.start_run(
         run_name=f"ingest-{ds.version_id}",
         tags={
@@ -106,6 +117,9 @@ def log_to_mlflow(ds: DatasetVersion, config: RunConfig, failed: bool = False) -
             "lmops.data_standard": f"{ds.standard.get('name')} {ds.standard.get('version')}",
             "lmops.standard_digest": ds.standard.get("digest", ""),
             "lmops.validation": ds.validation,
+            "lmops.ingest_executor": executor.get("kind", "local"),
+            "lmops.cluster_nodes": str(executor.get("nodes", 1)),
+            "lmops.cluster_cpus": str(executor.get("cpus", "")),
         },
     )
     status = "FAILED"
@@ -118,6 +132,7 @@ def log_to_mlflow(ds: DatasetVersion, config: RunConfig, failed: bool = False) -
                 "data/accepted_bytes": ds.accepted_bytes,
                 "data/reject_rate": manifest["counts"]["reject_rate"],
                 **{f"data/reason/{k.replace(':', '.')}": v for k, v in ds.reasons.items()},
+                **stage_metrics(path),
             }
         )
         mlflow.log_artifact(str(path / "manifest.json"), "data")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -97,12 +98,32 @@ def ingest(
             f"profile {ds.standard['profile']} (digest {ds.standard['digest']})",
             highlight=False,
         )
+        # What the run config changed of the profile's rules, one line each.
+        for line in ds.standard.get("overrides", []):
+            console.print(f"  override: {line}", highlight=False, soft_wrap=True)
     console.print(
         f"input {ds.input} = accepted {ds.accepted} + quarantined {ds.quarantined} [{mark}]"
     )
     console.print(ds.validation)
     _print_reasons(ds.reasons)
+    if ds.created:
+        _print_stages(Path(ds.path))
     console.print(f"path: {ds.path}")
+
+
+def _print_stages(path: Path) -> None:
+    """One line per stage: seconds, rows/s and MB/s, and where it ran."""
+    from lmops.data.catalog import load_manifest
+    from lmops.data.ingest import report_from_manifest
+
+    m = load_manifest(path)
+    rep = report_from_manifest(path, True, None, m.get("stage_seconds", {}))
+    ex = rep.executor
+    where = f"Ray, {ex['nodes']} node(s), {ex['cpus']} CPUs" if ex.get("kind") == "ray" else "local"
+    t = Table(f"stage ({where})", "seconds", "rows/s", "MB/s")
+    for stage, secs, rows, nbytes in rep.stage_rates():
+        t.add_row(stage, f"{secs:.2f}", f"{rows:,.0f}" if rows else "-", f"{nbytes / 1e6:.1f}")
+    console.print(t)
 
 
 def _print_reasons(reasons: dict[str, int]) -> None:

@@ -1,10 +1,9 @@
-"""Where the per-document stage runs: a local process pool, or Ray Data on a cluster.
+"""The local path's annotate executor: a process pool over the staged candidates.
 
-What runs (``annotate_table``) is decided elsewhere; this module only decides
-where, like datatrove's executors. ``RAY_ADDRESS`` selects Ray Data; otherwise a
-pool of ``workers`` processes maps batches in order, with a bounded window so
-memory stays flat whatever the corpus size. The pool's tasks are cut by bytes of
-text, not by rows (see :data:`TASK_BYTES`).
+What runs (``annotate_table``) is decided elsewhere. A pool of ``workers`` processes
+maps batches in order, with a bounded window so memory stays flat whatever the corpus
+size; its tasks are cut by bytes of text, not by rows (see :data:`TASK_BYTES`). With
+``RAY_ADDRESS`` set, every stage runs on Ray instead (:mod:`lmops.data.ray_read`).
 """
 
 from __future__ import annotations
@@ -73,30 +72,5 @@ def map_local(files: list[Path], std: Standard, rows: int, workers: int) -> Iter
     yield from ordered_map(fn, tasks, workers)
 
 
-def map_ray(files: list[Path], std: Standard, rows: int) -> Iterator[pa.Table]:
-    """The same function through Ray Data (``RAY_ADDRESS`` set): order preserved.
-
-    The staging folder must be on storage every Ray node can read (a shared
-    ``LMOPS_HOME``), as with any Ray Data job reading files.
-    """
-    import ray.data
-
-    from lmops.ray_runtime import ensure_ray
-
-    # The one entry point: it passes the runtime environment (MLflow and Prefect
-    # credentials, GX analytics off) to the workers that run annotate_table.
-    ensure_ray()
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    ds = ray.data.read_parquet([str(f) for f in files])
-    ds = ds.map_batches(
-        annotate_table, fn_kwargs={"std": std}, batch_format="pyarrow", batch_size=rows
-    )
-    yield from ds.iter_batches(batch_format="pyarrow", batch_size=None)
-
-
 def annotate(files: list[Path], std: Standard, rows: int, workers: int) -> Iterator[pa.Table]:
-    if os.environ.get("RAY_ADDRESS"):
-        yield from map_ray(files, std, rows)
-    else:
-        yield from map_local(files, std, rows, workers or os.cpu_count() or 1)
+    yield from map_local(files, std, rows, workers or os.cpu_count() or 1)

@@ -11,6 +11,10 @@
 4. ``validate`` Great Expectations on per-document metrics and dataset statistics
 5. ``publish``  manifest, plots, Data Docs, one atomic rename
 
+With ``RAY_ADDRESS`` set, read, annotate and decide run as Ray Data pipelines on the
+cluster (``ray_read``, ``ray_decide``) with the same decisions, row for row; validate
+then checks per-partition statistics, and publish commits what the workers wrote.
+
 Every input record ends accepted or quarantined with a reason, and
 ``input == accepted + quarantined`` is checked before anything is published.
 A stage may be retried: it replaces, never appends to, what an earlier attempt wrote.
@@ -19,6 +23,7 @@ The version id is a content hash: the same input gives the same version.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -61,6 +66,33 @@ class IngestReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     input_bytes: int = 0
     cached: bool = False  # the version was already published: nothing ran past ``hash``
+    executor: dict = field(default_factory=dict)  # where it ran: local pool or Ray cluster
+
+    def stage_rates(self) -> list[tuple[str, float, float, float]]:
+        """(stage, seconds, rows/s, bytes/s) for each stage that ran.
+
+        Rows and bytes are each stage's input: every record and source byte for
+        ``read``, the candidates for ``annotate`` and ``decide`` (their bytes are the
+        source bytes), the accepted documents and their bytes for ``validate`` and
+        ``publish``.
+        """
+        candidates = self.input - sum(
+            n for r, n in self.reasons.items() if r.startswith(("parse:", "schema:"))
+        )
+        work = {
+            "hash": (0, self.input_bytes),
+            "read": (self.input, self.input_bytes),
+            "annotate": (candidates, self.input_bytes),
+            "decide": (candidates, self.input_bytes),
+            "validate": (self.accepted, self.accepted_bytes),
+            "publish": (self.accepted, self.accepted_bytes),
+        }
+        out = []
+        for stage, secs in self.stage_seconds.items():
+            rows, nbytes = work.get(stage, (0, 0))
+            t = max(secs, 1e-9)
+            out.append((stage, secs, rows / t, nbytes / t))
+        return out
 
     @property
     def balanced(self) -> bool:
@@ -72,6 +104,32 @@ class IngestReport:
             f"input {self.input} = accepted {self.accepted} + quarantined {self.quarantined} "
             f"[{mark}]"
         )
+
+
+def on_ray() -> bool:
+    """Whether this ingest runs on a Ray cluster: ``RAY_ADDRESS`` is set."""
+    return bool(os.environ.get("RAY_ADDRESS"))
+
+
+def stage_functions() -> tuple[Callable, Callable, Callable]:
+    """read, annotate and decide: the local pool's, or Ray Data's on a cluster."""
+    if on_ray():
+        from lmops.data.ray_decide import ray_decide
+        from lmops.data.ray_read import ray_annotate, ray_read
+
+        return ray_read, ray_annotate, ray_decide
+    return stage_read, stage_annotate, stage_decide
+
+
+def executor_info() -> dict:
+    """Where the stages ran: ``local`` (with its worker count) or ``ray`` (nodes, CPUs)."""
+    if not on_ray():
+        return {"kind": "local", "nodes": 1, "cpus": os.cpu_count() or 1}
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    return {"kind": "ray", "nodes": len(nodes), "cpus": cpus}
 
 
 def run_directly(name: str, fn: Callable, *args, **kwargs) -> Any:
@@ -96,6 +154,7 @@ def ingest(
     """
     std = load_standard(cfg)
     times: dict[str, float] = {}
+    read_fn, annotate_fn, decide_fn = stage_functions()
 
     def stage(name: str, fn: Callable, *args) -> Any:
         t = time.perf_counter()
@@ -118,17 +177,18 @@ def ingest(
         if own_side_process:
             side_process.start(side_process.INGEST_MODULES)
         with reporter().task("ingest: records read") as advance:
-            read = stage("read", stage_read, src, cfg, std, staged, advance)
+            read = stage("read", read_fn, src, cfg, std, staged, advance)
         with reporter().task("ingest: documents scored", total=read.n_candidates) as advance:
-            stage("annotate", stage_annotate, staged, std, cfg, read.n_candidates, advance)
+            stage("annotate", annotate_fn, staged, std, cfg, read.n_candidates, advance)
         # A stage keeps its input (a retry reads it again); it goes once the next stage is done.
         staged.drop("candidates")
-        dec = stage("decide", stage_decide, staged, std, cfg, read, datasets_root)
+        dec = stage("decide", decide_fn, staged, std, cfg, read, datasets_root)
         staged.drop("annotated")
         stats = dataset_stats(read, dec)
         with reporter().task("ingest: Great Expectations"):
             outcome = stage("validate", stage_validate, staged, std, cfg, stats, data_docs)
         manifest = build_manifest(std, cfg, read, dec, stats, outcome, dict(times))
+        manifest["executor"] = executor_info()
         path, created = stage("publish", stage_publish, staged, manifest, outcome, datasets_root)
     except BaseException:
         staged.discard()
@@ -158,4 +218,5 @@ def report_from_manifest(
         times,
         c.get("input_bytes", 0),
         cached,
+        m.get("executor", {}),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,9 +81,18 @@ def _size(path: str) -> int:
         return 0
 
 
+def read_file_items(path: str, text_mode: str, code_blocks: str) -> Iterator[RawItem]:
+    """The items of one file; a file that fails to read ends in one ``parse:unreadable``
+    item naming the error, after the items read before it (never a traceback)."""
+    try:
+        yield from read_source_file(path, text_mode, code_blocks=code_blocks)
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: a corrupt .gz stream
+        yield RawItem(path, 0, None, f"{type(e).__name__}: {e}"[:500], "unreadable")
+
+
 def _stream(files: list[str], text_mode: str, code_blocks: str) -> Iterator[RawItem]:
     for p in files:
-        yield from read_source_file(p, text_mode, code_blocks=code_blocks)
+        yield from read_file_items(p, text_mode, code_blocks)
 
 
 def _read_group(group: tuple[bool, list[str]], text_mode: str, code_blocks: str) -> list[RawItem]:

@@ -6,7 +6,6 @@ the standard says so); this stage saves this version's signatures for later ones
 
 from __future__ import annotations
 
-import hashlib
 from array import array
 from collections import Counter
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 from lmops.config import DataConfig
 from lmops.data.publish import StagedVersion
 from lmops.data.quarantine import quarantine_row, reason_family
+from lmops.data.signatures import content_digest, row_digest
 from lmops.data.stage_read import ReadResult
 from lmops.data.standard import Standard
 from lmops.text.pii import KINDS as PII_KINDS
@@ -38,15 +38,38 @@ class DecideResult:
     c4_lines_removed: int | None = None  # None: the annotated rows do not carry the count
 
 
-def _previous_signatures(datasets_root: Path, std: Standard, exclude: str):
-    """(doc-hash keys, signature arrays) of every published version's accepted documents."""
-    keys, sigs = [], []
-    if std.against_previous:
-        for p in sorted(datasets_root.glob("ds-*/minhash_keys.npy")):
-            if p.parent.name != exclude:
-                keys.append(np.load(p))
-                sigs.append(np.load(p.with_name("minhash_sigs.npy"), mmap_mode="r"))
-    return keys, sigs
+def _previous_signatures(datasets_root: Path, std: Standard, exclude: str, folder: Path):
+    """(names, content keys, signatures) of every published version's accepted documents.
+
+    Ordered by dedup rank (version, then content key; see ``cluster_dedup``), as the Ray
+    path orders them. Signatures go to a memory-mapped file in ``folder``.
+    """
+    from numpy.lib.format import open_memmap
+
+    from lmops.data.near_dedup import NUM_PERM
+    from lmops.data.signatures import load_signature_shard, signature_shards
+
+    shards = signature_shards(datasets_root, exclude) if std.against_previous else []
+    names, keys, ranks, blocks = [], [], [], []
+    for item in shards:
+        t = load_signature_shard(item)
+        names.extend(t.column("name").to_pylist())
+        keys.append(t.column("key64").to_numpy())
+        ranks.append(t.column("rank_hi").to_numpy())
+        blocks.append(t.column("minhash").to_pylist())
+    n = len(names)
+    sigs = open_memmap(
+        folder / "prev.tmp.npy", mode="w+", dtype=np.uint32, shape=(max(n, 1), NUM_PERM)
+    )
+    if not n:
+        return np.array([], str), np.zeros(0, np.uint64), sigs[:0]
+    key = np.concatenate(keys)
+    order = np.lexsort((key, np.concatenate(ranks)))
+    at = 0
+    for blobs in blocks:
+        sigs[at : at + len(blobs)] = np.frombuffer(b"".join(blobs), np.uint32).reshape(-1, NUM_PERM)
+        at += len(blobs)
+    return np.array(names, dtype=str)[order], key[order], sigs[order]
 
 
 def _key64(doc_hash: str) -> int:
@@ -72,23 +95,23 @@ def stage_decide(
     n = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     # Lines the C4 filter took out of each text: summed where annotate writes the column.
     has_c4 = bool(files) and "c4_lines_removed" in pq.ParquetFile(files[0]).schema_arrow.names
-    prev_keys, prev_sigs = _previous_signatures(datasets_root, std, read.version_id)
-    n_prev = sum(len(k) for k in prev_keys)
+    prev_names, prev_key, prev_sigs = _previous_signatures(
+        datasets_root, std, read.version_id, staged.path
+    )
+    n_prev = len(prev_names)
     sigs = open_memmap(
         staged.path / "sigs.tmp.npy",
         mode="w+",
         dtype=np.uint32,
         shape=(max(n_prev + n, 1), NUM_PERM),
     )
-    at = 0
-    for block in prev_sigs:
-        sigs[at : at + len(block)] = block
-        at += len(block)
+    sigs[:n_prev] = prev_sigs
+    del prev_sigs
+    (staged.path / "prev.tmp.npy").unlink()
     eligible = np.zeros(n_prev + n, dtype=bool)
     eligible[:n_prev] = True
     same_doc = np.zeros(n_prev + n, dtype=np.uint64)
-    same_doc[:n_prev] = [_key64(k) for keys in prev_keys for k in keys.astype(str)]
-    prev_names = np.concatenate(prev_keys).astype(str) if prev_keys else np.array([], str)
+    same_doc[:n_prev] = prev_key
 
     def rows():
         for f in files:
@@ -117,7 +140,7 @@ def stage_decide(
     metrics = staged.writer("metrics", METRICS_SCHEMA, 10**12)
     reasons, langs, pii = Counter(), Counter(), Counter()
     c4_lines = 0
-    content = hashlib.sha256()
+    content = 0
     kept = array("q")  # compact: 8 bytes per accepted document
     kept_keys = bytearray()  # 40 bytes per accepted document
     n_acc = acc_bytes = 0
@@ -141,10 +164,7 @@ def stage_decide(
             {k: row[k] for k in ("id", "text", "source", "lang", "license", "meta", "doc_hash")}
         )
         metrics.add({k: row[k] for k in metric_cols})
-        content.update(
-            f"{row['id']}\0{row['doc_hash']}\0{row['lang']}\0{row['source']}"
-            f"\0{row['license']}\0{row['meta']}\0{row['text']}".encode()
-        )
+        content += row_digest(row)
         langs[row["lang"]] += 1
         for k in PII_COLUMNS:
             if row[k]:
@@ -163,7 +183,7 @@ def stage_decide(
     n_near = int((dup_of[n_prev:] >= 0).sum())
     return DecideResult(
         read.version_id,
-        content.hexdigest(),
+        content_digest(content),
         n_acc,
         n_exact,
         n_near,

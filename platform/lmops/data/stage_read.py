@@ -35,6 +35,15 @@ class ReadResult:
     reasons: Counter
 
 
+def check_item(item) -> tuple:
+    """(record, its JSON preview, reason or None, preview cut) of one item as read."""
+    if item.error:  # the reader keeps a preview of the raw bytes
+        return None, item.raw, f"parse:{item.error}", len(item.raw) >= MAX_RECORD_PREVIEW
+    record = json.dumps(item.payload, ensure_ascii=False, default=str)
+    rec, why = records.check_schema(item.payload, item.file, item.line)
+    return rec, record, why, False
+
+
 def stage_read(
     src: SourceSet,
     cfg: DataConfig,
@@ -56,15 +65,9 @@ def stage_read(
         n_input += 1
         if progress and n_input % 1000 == 0:
             progress(n_input)
-        cut = False
-        if item.error:  # the reader keeps a preview of the raw bytes
-            why, record = f"parse:{item.error}", item.raw
-            cut = len(item.raw) >= MAX_RECORD_PREVIEW
-        else:
-            record = json.dumps(item.payload, ensure_ascii=False, default=str)
-            rec, why = records.check_schema(item.payload, item.file, item.line)
-            if not why and rec.id in seen_ids:
-                why = f"schema:duplicate_id:{rec.id[:80]}"
+        rec, record, why, cut = check_item(item)
+        if not why and rec.id in seen_ids:
+            why = f"schema:duplicate_id:{rec.id[:80]}"
         if why:
             reasons[reason_family(why)] += 1
             quarantine.add(quarantine_row(item.file, item.line, why, record, cut))

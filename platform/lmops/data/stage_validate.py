@@ -38,9 +38,13 @@ def stage_validate(
 def validate_staged(
     folder: Path, std: Standard, lang_mix: dict, stats: dict, data_docs: bool
 ) -> ValidationOutcome:
+    """GX on the staged metrics; on the Ray path, on its per-partition statistics."""
     import pyarrow.parquet as pq
 
-    frame = pq.read_table(sorted(folder.glob("metrics-*.parquet"))).to_pandas()
-    return validate_dataset(
-        frame, stats, std, lang_mix, docs_dir=folder / "data_docs" if data_docs else None
-    )
+    per_partition = (folder / "partition_stats.parquet").exists()
+    if per_partition:
+        frame = pq.read_table(folder / "partition_stats.parquet").to_pandas()
+    else:
+        frame = pq.read_table(sorted(folder.glob("metrics-*.parquet"))).to_pandas()
+    docs = folder / "data_docs" if data_docs else None
+    return validate_dataset(frame, stats, std, lang_mix, docs_dir=docs, per_partition=per_partition)

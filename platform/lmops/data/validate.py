@@ -98,8 +98,14 @@ def validate_dataset(
     std,
     lang_mix: dict | None = None,
     docs_dir: Path | None = None,
+    per_partition: bool = False,
 ) -> ValidationOutcome:
-    """Validate per-document metrics and dataset statistics; optionally build Data Docs."""
+    """Validate per-document metrics and dataset statistics; optionally build Data Docs.
+
+    ``per_partition``: ``doc_metrics`` is the per-partition statistics table of the Ray
+    path, and the document expectations are checked in their per-partition form
+    (:mod:`lmops.data.partition_stats`).
+    """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     import pandas as pd
@@ -109,6 +115,14 @@ def validate_dataset(
 
     stats = dict(dataset_stats)
     doc_exp, ds_exp = expectations_for(std, lang_mix or {}, stats)
+    docs_part = "documents"
+    if per_partition:
+        from lmops.data.partition_stats import partition_expectations
+
+        doc_exp, docs_part = partition_expectations(doc_exp), "partitions"
+        for e in doc_exp:  # an empty table (nothing accepted) still has the columns
+            if e["kwargs"]["column"] not in doc_metrics:
+                doc_metrics[e["kwargs"]["column"]] = pd.Series([], dtype=float)
     name = load_suite(std.expectation_suite)["name"]
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
@@ -129,7 +143,7 @@ def validate_dataset(
     source = context.data_sources.add_pandas("lmops")
     definitions, frames = [], {}
     for part, frame, exps in (
-        ("documents", doc_metrics, doc_exp),
+        (docs_part, doc_metrics, doc_exp),
         ("dataset", pd.DataFrame([stats]), ds_exp),
     ):
         batch = source.add_dataframe_asset(part).add_batch_definition_whole_dataframe(part)
