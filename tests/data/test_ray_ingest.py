@@ -143,3 +143,26 @@ def test_an_unreadable_file_is_a_quarantine_row_naming_it(tmp_path):
     assert rep.reasons["parse:unreadable"] == 1
     rows = pq.read_table(rep.path / "quarantine-1-read-00000.parquet").to_pylist()
     assert rows[0]["source_file"] == str(bad) and "Error" in rows[0]["record"]
+
+
+@pytest.mark.timeout(90)
+def test_joins_and_hash_shuffles_run_on_a_node_of_one_cpu(local_ray):
+    """Aggregator actors reserve no CPU, else a 1-CPU node has none left to feed them.
+
+    The services cluster's nodes have one CPU each; with Ray Data's default reservation
+    the ingest's joins waited forever there (pytest-timeout fails this test instead).
+    """
+    import ray
+    import ray.data
+
+    from lmops.data.ray_read import start
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    local_ray.setenv("LMOPS_RAY_SHUFFLE", "hash_shuffle")
+    start()
+    left = ray.data.range(2000, override_num_blocks=4).map(lambda r: {"k": r["id"], "a": 1})
+    right = ray.data.range(2000, override_num_blocks=4).map(lambda r: {"k": r["id"], "b": 2})
+    joined = left.join(right, join_type="inner", num_partitions=2, on=("k",))
+    assert joined.count() == 2000
+    counts = left.groupby("a", num_partitions=2).count().take_all()
+    assert counts == [{"a": 1, "count()": 2000}]

@@ -17,6 +17,7 @@ dedup tie-break uses (:mod:`lmops.data.cluster_dedup`).
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
 
 import pyarrow as pa
@@ -65,12 +66,18 @@ def start(preserve_order: bool = False):
     # took 100 s instead of 28 s on the sample corpus). LMOPS_RAY_SHUFFLE=shuffle_v2
     # chooses the hash shuffle, which scales better on a large cluster.
     ctx.shuffle_strategy = ShuffleStrategy(os.environ.get("LMOPS_RAY_SHUFFLE", SORT_SHUFFLE))
-    # Shuffle aggregator actors (joins) reserve a fraction of a CPU on every node by
-    # default; on nodes of one CPU that leaves no whole CPU for the map tasks that feed
-    # them, and the stage waits forever (seen on the two 1-CPU nodes of `lmops services
-    # up`). They are mostly waiting on data: they reserve none.
+    # Hash-shuffle aggregator actors (joins, and group-bys under shuffle_v2) reserve a
+    # fraction of a CPU on every node by default; on nodes of one CPU that leaves no
+    # whole CPU for the map tasks that feed them, and the stage waits forever (seen on
+    # the two 1-CPU nodes of `lmops services up`). They mostly wait on data: they
+    # reserve none. Ray 2.60 calls the join override deprecated when it is set, but its
+    # join operator still reads it (operators/join.py), so it is set with the warning
+    # silenced.
     ctx.hash_shuffle_operator_actor_num_cpus_override = 0
     ctx.hash_aggregate_operator_actor_num_cpus_override = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.join_operator_actor_num_cpus_override = 0
     return ray.data
 
 
