@@ -10,12 +10,16 @@ re-scoring of an incumbent a cache hit for the same (version, eval set).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
 
+from lmops.home import as_path, is_remote
 from model_registry import tags as T
+
+
+def _uri(path) -> str:
+    return str(path) if is_remote(path) else path.as_uri()
 
 
 def eval_dataset(eval_set_id: str, dataset_path: str | None):
@@ -23,7 +27,7 @@ def eval_dataset(eval_set_id: str, dataset_path: str | None):
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    uri = Path(dataset_path).as_uri() if dataset_path else f"lmops://eval-set/{eval_set_id}"
+    uri = _uri(as_path(dataset_path)) if dataset_path else f"lmops://eval-set/{eval_set_id}"
     try:
         source = resolve_dataset_source(uri)
     except Exception:  # no resolver for the placeholder scheme

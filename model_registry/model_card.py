@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
 from lmops.data.licenses import card_license, license_counts
+from lmops.home import as_path
 from model_registry import card_sections as S
 from model_registry import tags as T
 from model_registry.card_inputs import CardInputs
@@ -128,7 +128,7 @@ def card_for_run(
     """
     from lmops.data.catalog import load_manifest
 
-    path = Path(ds.path)
+    path = as_path(ds.path)
     return render_card(
         CardInputs(
             model_name=config.registry.model_name,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from mlflow import MlflowClient
 
@@ -20,7 +19,7 @@ from lmops.evaluation.eval_data import load_eval_data
 from lmops.evaluation.loading import load_for_eval, resolve_version
 from lmops.evaluation.scorer import EvalData
 from lmops.evaluation.suite import SuiteReport, run_suite
-from lmops.home import home
+from lmops.home import as_path, home
 from lmops.tracking import configure_mlflow
 from model_registry import tags as T
 from model_registry.evaluations import (
@@ -49,7 +48,7 @@ class VersionEvaluation:
 def eval_data(config: RunConfig, dataset_path: str) -> EvalData:
     """The held-out set of the dataset version at ``dataset_path``, as ``config`` cuts it."""
     return load_eval_data(
-        Path(dataset_path),
+        as_path(dataset_path),
         config.data.val_fraction,
         config.eval.max_held_out_docs,
         config.eval.max_train_docs,

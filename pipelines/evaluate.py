@@ -12,8 +12,6 @@ a registered version, and its cache, is :mod:`model_registry.version_eval`'s.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -22,7 +20,7 @@ from pydantic import BaseModel
 from lmops.config import RunConfig
 from lmops.evaluation.loading import load_for_eval
 from lmops.evaluation.suite import run_suite
-from lmops.home import home
+from lmops.home import as_path, home
 from lmops.progress import reporter
 from model_registry.evaluations import log_suite_results
 from model_registry.version_eval import comparison as compare
@@ -148,7 +146,7 @@ def evaluate_version_flow(
         name=ev.name,
         version=ev.version,
         eval_set_id=ev.eval_set_id,
-        dataset_version=Path(dataset_path).name,
+        dataset_version=as_path(dataset_path).name,
         run_id=ev.run_id,
         cached=ev.cached,
         metrics=ev.metrics,

@@ -23,7 +23,7 @@ from lmops.data.catalog import find_version, load_manifest
 from lmops.data.ingest import IngestReport, ingest, report_from_manifest
 from lmops.data.stage_publish import RejectedVersion
 from lmops.evaluation.canaries import write_canary_file
-from lmops.home import home
+from lmops.home import as_path, home
 from pipelines.notify import notify_failure
 from pipelines.retry import transient_io_only
 
@@ -105,7 +105,7 @@ def log_to_mlflow(ds: DatasetVersion, config: RunConfig, failed: bool = False) -
     from lmops.tracking import configure_mlflow
 
     configure_mlflow(home(), config.registry.experiment)
-    path = Path(ds.path)
+    path = as_path(ds.path)
     manifest = load_manifest(path)
     executor = manifest.get("executor", {})
     run = mlflow.start_run(
@@ -175,7 +175,7 @@ def publish_ingest_artifacts(ds: DatasetVersion, cached: bool, rejected: bool = 
         ),
         description="Accounting of the ingest run",
     )
-    docs = Path(ds.path) / "data_docs" / "index.html"
+    docs = as_path(ds.path) / "data_docs" / "index.html"
     if docs.exists():
         create_link_artifact(
             key="data-docs",

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from lmops.config import RunConfig
 from lmops.data.catalog import iter_texts
 from lmops.data.tokenize import build_token_shards, is_validation
-from lmops.home import home
+from lmops.home import as_path, home, is_remote
 from lmops.models.presets import build_hf_config
 from lmops.progress import reporter
 from lmops.tokenizer import load_tokenizer, tokenizer_hash, train_or_reuse
@@ -102,7 +102,8 @@ def log_dataset_input(run_id: str, ds: DatasetVersion) -> None:
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.entities import DatasetInput, InputTag
 
-    source = resolve_dataset_source(Path(ds.path).as_uri())
+    path = as_path(ds.path)
+    source = resolve_dataset_source(str(path) if is_remote(path) else path.as_uri())
     dataset = MetaDataset(source=source, name=ds.version_id, digest=ds.version_id[3:])
     tags = {"mlflow.data.context": "training", "accepted": str(ds.accepted)}
     tags["quarantined"] = str(ds.quarantined)
@@ -114,7 +115,7 @@ def log_dataset_input(run_id: str, ds: DatasetVersion) -> None:
         ],
     )
     client.log_dict(
-        run_id, json.loads((Path(ds.path) / "manifest.json").read_text()), "data/manifest.json"
+        run_id, json.loads((as_path(ds.path) / "manifest.json").read_text()), "data/manifest.json"
     )
 
 
@@ -167,7 +168,7 @@ def tokenizer_stage(
     vf = config.data.val_fraction
     with reporter().task("tokenizer: training BPE"):
         folder, tok_id, reused = train_or_reuse(
-            lambda: (t for _, t in training_texts(Path(ds.path), vf)),
+            lambda: (t for _, t in training_texts(as_path(ds.path), vf)),
             config.tokenizer,
             ds.version_id,
             home().tokenizers,
@@ -203,7 +204,7 @@ def tokenize_stage(config: RunConfig, ds: DatasetVersion, tok_dir: str, tok_id: 
 
         with reporter().task("tokenize: encoding prompt/response examples"):
             sft = build_sft_shards(
-                Path(ds.path),
+                as_path(ds.path),
                 load_tokenizer(Path(tok_dir)),
                 tok_id,
                 config.model.seq_len,
@@ -214,7 +215,7 @@ def tokenize_stage(config: RunConfig, ds: DatasetVersion, tok_dir: str, tok_id: 
         return str(sft.folder), sft.train_examples * n, sft.val_examples * n
     with reporter().task("tokenize: packing token shards"):
         shards = build_token_shards(
-            Path(ds.path), Path(tok_dir), tok_id, config.data.val_fraction, home().token_shards
+            as_path(ds.path), Path(tok_dir), tok_id, config.data.val_fraction, home().token_shards
         )
     return str(shards.folder), shards.train_tokens, shards.val_tokens
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from lmops.home import as_path
 from pipelines.cli.common import (
     ConfigOpt,
     ProfileOpt,
@@ -107,7 +108,7 @@ def ingest(
     console.print(ds.validation)
     _print_reasons(ds.reasons)
     if ds.created:
-        _print_stages(Path(ds.path))
+        _print_stages(as_path(ds.path))
     console.print(f"path: {ds.path}")
 
 

@@ -31,7 +31,10 @@ class Home:
 
     @property
     def datasets(self) -> Path:
-        return self.root / "datasets"
+        """``LMOPS_DATASETS`` (a path or fsspec URL, see :mod:`lmops.data.store`), else
+        ``datasets`` in the home."""
+        value = os.environ.get("LMOPS_DATASETS")
+        return as_path(value) if value else self.root / "datasets"
 
     @property
     def tokenizers(self) -> Path:
@@ -80,6 +83,25 @@ class Home:
         return self.tracking_uri == self.embedded_tracking_uri
 
 
+def as_path(value) -> Path:
+    """A path or URL string as ``Path`` (local, ``file://`` included) or ``upath.UPath``."""
+    if not isinstance(value, str):
+        return value
+    if "://" not in value:
+        return Path(value).expanduser().resolve()
+    if value.startswith("file://"):
+        return Path(value[len("file://") :])
+    from upath import UPath
+
+    return UPath(value)
+
+
+def is_remote(path) -> bool:
+    """True for a ``UPath`` on a non-local file system (``UPath`` of a local path is a
+    ``Path``)."""
+    return not isinstance(path, Path)
+
+
 def home() -> Home:
     """The active home: ``LMOPS_HOME`` or ``./.lmops``, as an absolute path."""
     return Home(Path(os.environ.get("LMOPS_HOME", ".lmops")).expanduser().resolve())
@@ -113,8 +135,10 @@ def prepare_environment() -> Home:
     set, so real servers configured through the environment always win.
     """
     h = home()
-    for d in (h.root, h.artifacts, h.datasets, h.prefect, h.logs):
+    for d in (h.root, h.artifacts, h.prefect, h.logs):
         d.mkdir(parents=True, exist_ok=True)
+    if not is_remote(h.datasets):  # a bucket is reached (and checked) when ingest needs it
+        h.datasets.mkdir(parents=True, exist_ok=True)
     defaults = {
         # Prefect: without PREFECT_API_URL it runs an ephemeral API on a SQLite
         # database; keep that database inside the lmops home.

@@ -18,11 +18,11 @@ def load_manifest(version_path: Path) -> dict:
 
 def iter_texts(version_path: Path, split: Callable[[str], bool] | None = None):
     """Yield (doc_hash, text) of a published version, optionally filtered by hash."""
-    import pyarrow.parquet as pq
+    from lmops.data.store import open_parquet
 
     manifest = load_manifest(version_path)
     for shard in manifest["shards"]:
-        pf = pq.ParquetFile(version_path / shard)
+        pf = open_parquet(version_path / shard)
         for batch in pf.iter_batches(columns=["doc_hash", "text"], batch_size=1024):
             for h, t in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
                 if split is None or split(h):
@@ -31,6 +31,9 @@ def iter_texts(version_path: Path, split: Callable[[str], bool] | None = None):
 
 def list_versions(root: Path) -> list[dict]:
     """Manifests of every published version, oldest first."""
+    from lmops.data.store import check_root
+
+    check_root(root)
     out = [load_manifest(p) for p in root.glob("ds-*") if (p / "manifest.json").exists()]
     return sorted(out, key=lambda m: m.get("created", ""))
 

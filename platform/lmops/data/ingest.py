@@ -42,6 +42,7 @@ from lmops.data.stage_publish import build_manifest, stage_publish
 from lmops.data.stage_read import stage_read
 from lmops.data.stage_validate import dataset_stats, stage_validate
 from lmops.data.standard import load_standard
+from lmops.data.store import check_root
 from lmops.data.validate import ValidationOutcome
 from lmops.progress import reporter
 
@@ -162,6 +163,7 @@ def ingest(
         times[name] = time.perf_counter() - t
         return out
 
+    check_root(datasets_root)
     src = stage("hash", hash_sources, sources)
     existing = datasets_root / version_id_for(std, cfg, src.files, src.hashes)
     if (existing / "manifest.json").exists():

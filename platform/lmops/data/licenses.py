@@ -59,13 +59,13 @@ def license_counts(version_path: Path) -> dict[str, int]:
     empty or missing licence counts as ``unknown``.
     """
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     from lmops.data.catalog import load_manifest
+    from lmops.data.store import read_parquet
 
     counts: Counter[str] = Counter()
     for shard in load_manifest(version_path)["shards"]:
-        column = pq.read_table(version_path / shard, columns=["license"]).column(0)
+        column = read_parquet(version_path / shard, columns=["license"]).column(0)
         for item in pc.value_counts(column).to_pylist():
             counts[(item["values"] or "").strip() or UNKNOWN] += item["counts"]
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

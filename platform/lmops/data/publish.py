@@ -3,6 +3,8 @@
 Everything is written into a hidden staging folder beside the versions, then
 renamed into place in one ``os.rename``. A killed run leaves only a staging
 folder (swept by a later run once its lease expires), never a partial version.
+On a remote dataset root (:mod:`lmops.data.store`) the staging folder is local and
+the version is uploaded with its manifest last, the manifest being the commit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pyarrow.parquet as pq
 
 from lmops.data.lease import Lease, expired
 from lmops.data.standard.schema import ACCEPTED_SCHEMA, QUARANTINE_SCHEMA
+from lmops.data.store import is_remote, staging_root, upload_version
 
 ROWS_PER_SHARD = 50_000
 BATCH_ROWS = 2_000
@@ -84,12 +87,18 @@ class _BufferedWriter:
 class StagedVersion:
     """A dataset version under construction in ``<root>/.staging-<pid>-<hex>``.
 
+    ``root`` is the dataset root the version is published to; a remote root stages in
+    :func:`~lmops.data.store.staging_root` instead (``self.root``; ``self.dest`` is the
+    root).
+
     Each stage writes its own files through :meth:`writer`, which first removes what an
     earlier attempt of the same stage left: a retried stage never duplicates rows. A
     :class:`~lmops.data.lease.Lease` tells sweeps on any host that the folder is in use.
     """
 
-    def __init__(self, root: Path, heartbeat_s: float | None = None):
+    def __init__(self, root, heartbeat_s: float | None = None):
+        self.dest = root
+        root = staging_root(root)
         root.mkdir(parents=True, exist_ok=True)
         sweep_staging(root)
         self.root = root
@@ -135,10 +144,14 @@ class StagedVersion:
         (self.path / "manifest.json").write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
         )
-        final = self.root / version_id
-        if final.exists():
+        final = self.dest / version_id
+        if (final / "manifest.json").exists() if is_remote(final) else final.exists():
             self.discard()
             return final, False
+        if is_remote(final):
+            upload_version(self.path, final)
+            self.discard()
+            return final, True
         # Released first: renewing after the rename would write into a published version.
         self.lease.release()
         os.rename(self.path, final)

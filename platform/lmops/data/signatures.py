@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from lmops.data.cluster_dedup import NODE_SCHEMA, PREV_RANK_BASE, key64, prev_node_ids
+from lmops.data.store import as_path, npy_len, npy_rows, open_parquet, read_parquet
 
 SHARD_ROWS = 65_536
 CONTENT_DIGEST = "sha256-sum-v1"  # how ``content_digest`` is computed (see content_digest)
@@ -26,8 +27,6 @@ def signature_shards(datasets_root: Path, exclude: str) -> list[dict]:
 
     Versions are ranked by id; that rank is part of each document's dedup rank.
     """
-    import pyarrow.parquet as pq
-
     shards = []
     versions = sorted(
         p.parent
@@ -38,30 +37,28 @@ def signature_shards(datasets_root: Path, exclude: str) -> list[dict]:
     for rank, folder in enumerate(versions):
         keys = folder / "minhash_keys.npy"
         if keys.exists():
-            n = len(np.load(keys, mmap_mode="r"))
+            n = npy_len(keys)
             for start in range(0, n, SHARD_ROWS):
                 shards.append(
                     {"rank": rank, "path": str(keys), "start": start, "stop": start + SHARD_ROWS}
                 )
             continue
         for f in sorted(folder.glob("signatures-*.parquet")):
-            if pq.ParquetFile(f).metadata.num_rows:
+            if open_parquet(f).metadata.num_rows:
                 shards.append({"rank": rank, "path": str(f), "start": 0, "stop": -1})
     return shards
 
 
 def load_signature_shard(item: dict) -> pa.Table:
     """The rows of one shard as dedup nodes (:data:`~lmops.data.cluster_dedup.NODE_SCHEMA`)."""
-    import pyarrow.parquet as pq
-
-    path = Path(item["path"])
+    path = as_path(item["path"])
     if path.suffix == ".npy":
         start, stop = item["start"], item["stop"]
-        names = np.load(path, mmap_mode="r")[start:stop].astype(str)
-        sigs = np.load(path.with_name("minhash_sigs.npy"), mmap_mode="r")[start:stop]
+        names = npy_rows(path, start, stop).astype(str)
+        sigs = npy_rows(path.with_name("minhash_sigs.npy"), start, stop)
         blobs = [row.tobytes() for row in np.ascontiguousarray(sigs)]
     else:
-        table = pq.read_table(path, columns=["doc_hash", "minhash"])
+        table = read_parquet(path, columns=["doc_hash", "minhash"])
         names = np.array(table.column("doc_hash").to_pylist(), dtype=str)
         blobs = table.column("minhash").to_pylist()
     keys = key64(names)

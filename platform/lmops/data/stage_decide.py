@@ -42,34 +42,40 @@ def _previous_signatures(datasets_root: Path, std: Standard, exclude: str, folde
     """(names, content keys, signatures) of every published version's accepted documents.
 
     Ordered by dedup rank (version, then content key; see ``cluster_dedup``), as the Ray
-    path orders them. Signatures go to a memory-mapped file in ``folder``.
+    path orders them. Signatures never sit in memory whole: shard by shard they are
+    appended to a raw file in load order, then copied into a memory-mapped ``.npy`` in
+    rank order, a block of rows at a time.
     """
     from numpy.lib.format import open_memmap
 
     from lmops.data.near_dedup import NUM_PERM
-    from lmops.data.signatures import load_signature_shard, signature_shards
+    from lmops.data.signatures import SHARD_ROWS, load_signature_shard, signature_shards
 
     shards = signature_shards(datasets_root, exclude) if std.against_previous else []
-    names, keys, ranks, blocks = [], [], [], []
-    for item in shards:
-        t = load_signature_shard(item)
-        names.extend(t.column("name").to_pylist())
-        keys.append(t.column("key64").to_numpy())
-        ranks.append(t.column("rank_hi").to_numpy())
-        blocks.append(t.column("minhash").to_pylist())
-    n = len(names)
+    names, keys, ranks, loaded = [], [], [], folder / "prev-load.tmp.u32"
+    with open(loaded, "wb") as raw:
+        for item in shards:
+            t = load_signature_shard(item)
+            names.append(np.array(t.column("name").to_pylist(), dtype=str))
+            keys.append(t.column("key64").to_numpy())
+            ranks.append(t.column("rank_hi").to_numpy())
+            for blob in t.column("minhash").to_pylist():
+                raw.write(blob)
+    n = sum(len(k) for k in keys)
     sigs = open_memmap(
         folder / "prev.tmp.npy", mode="w+", dtype=np.uint32, shape=(max(n, 1), NUM_PERM)
     )
     if not n:
+        loaded.unlink()
         return np.array([], str), np.zeros(0, np.uint64), sigs[:0]
     key = np.concatenate(keys)
     order = np.lexsort((key, np.concatenate(ranks)))
-    at = 0
-    for blobs in blocks:
-        sigs[at : at + len(blobs)] = np.frombuffer(b"".join(blobs), np.uint32).reshape(-1, NUM_PERM)
-        at += len(blobs)
-    return np.array(names, dtype=str)[order], key[order], sigs[order]
+    source = np.memmap(loaded, dtype=np.uint32, mode="r", shape=(n, NUM_PERM))
+    for at in range(0, n, SHARD_ROWS):
+        sigs[at : at + SHARD_ROWS] = source[order[at : at + SHARD_ROWS]]
+    del source
+    loaded.unlink()
+    return np.concatenate(names)[order], key[order], sigs[:n]
 
 
 def _key64(doc_hash: str) -> int:

@@ -31,11 +31,11 @@ def eval_set_id(
 
 def _rows(version_path: Path):
     """(id, doc_hash, text, lang, meta) of every accepted record, in shard order."""
-    import pyarrow.parquet as pq
+    from lmops.data.store import open_parquet
 
     manifest = json.loads((version_path / "manifest.json").read_text(encoding="utf-8"))
     for shard in manifest["shards"]:
-        pf = pq.ParquetFile(version_path / shard)
+        pf = open_parquet(version_path / shard)
         cols = ["id", "doc_hash", "text", "lang", "meta"]
         for batch in pf.iter_batches(columns=cols, batch_size=1024):
             yield from zip(*(batch.column(c).to_pylist() for c in cols), strict=True)
