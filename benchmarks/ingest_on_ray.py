@@ -89,10 +89,13 @@ def main() -> None:
             rss = max(r["peak_rss_mb"] for r in runs)
             print(f"{side:5s} {mb:4d} MB  median {secs:7.1f} s  driver peak RSS {rss:6.0f} MB")
     local, ray = result["runs"][f"local@{args.mb}MB"], result["runs"][f"ray@{args.mb}MB"]
-    same = all(
-        (a["version"], a["digest"], a["reasons"])
-        == (local[0]["version"], local[0]["digest"], local[0]["reasons"])
-        for a in local + ray
+
+    def key(r):
+        return r["version"], r["digest"], r["reasons"]
+
+    big_runs = result["runs"][f"local@{4 * args.mb}MB"] + result["runs"][f"ray@{4 * args.mb}MB"]
+    same = all(key(a) == key(local[0]) for a in local + ray) and all(
+        key(a) == key(big_runs[0]) for a in big_runs
     )
     ratio = statistics.median(r["seconds"] for r in local) / statistics.median(
         r["seconds"] for r in ray
@@ -104,7 +107,7 @@ def main() -> None:
     big = result["runs"][f"ray@{4 * args.mb}MB"][0]["peak_rss_mb"]
     small = max(r["peak_rss_mb"] for r in ray)
     result |= {"same_decisions": same, "local_over_ray": ratio, "rss_growth_4x": big / small - 1}
-    print(f"same decisions on both sides: {same}")
+    print(f"same decisions on both sides, at {args.mb} and {4 * args.mb} MB: {same}")
     print(f"local/Ray time ratio (median): {ratio:.2f}x (above 1: Ray faster)")
     print(f"driver peak RSS growth at 4x the corpus on Ray: {100 * (big / small - 1):+.1f}%")
     (args.out / "result.json").write_text(json.dumps(result, indent=2))

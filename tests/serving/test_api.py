@@ -3,6 +3,8 @@ request a client can send getting the right 4xx with an OpenAI-style error body.
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -259,6 +261,34 @@ def test_health_metrics_and_openapi_are_published(server):
     spec = httpx.get(server[0] + "/openapi.json").json()
     assert {"/v1/completions", "/v1/chat/completions", "/v1/models"} <= set(spec["paths"])
     assert "lmops_requests_total" in httpx.get(server[0] + "/metrics").text
+
+
+def test_docs_and_spec_need_no_key_but_the_api_does(server):
+    for path in ("/openapi.json", "/docs"):
+        assert httpx.get(server[0] + path).status_code == 200
+    assert httpx.get(server[0] + "/v1/models").status_code == 401
+
+
+def test_a_wrong_method_is_405_with_allow(server):
+    r = httpx.get(server[0] + "/v1/completions", headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert r.json()["error"]["message"]
+
+
+def test_every_answer_names_the_version_in_body_and_header(server, model_dir):
+    auth = {"Authorization": f"Bearer {KEY}"}
+    body = {"model": "tiny-lm", "prompt": "the cat", "max_tokens": 3}
+    r = httpx.post(server[0] + "/v1/completions", json=body, headers=auth, timeout=60)
+    fingerprint = r.json()["system_fingerprint"]
+    assert fingerprint.startswith(model_dir.name + "-v")
+    assert r.headers["x-lmops-served-version"] == fingerprint
+    body |= {"stream": True}
+    with httpx.stream(
+        "POST", server[0] + "/v1/completions", json=body, headers=auth, timeout=60
+    ) as s:
+        assert s.headers["x-lmops-served-version"] == fingerprint
+        chunks = [json.loads(line[6:]) for line in s.iter_lines() if line.startswith("data: {")]
+    assert chunks and all(c["system_fingerprint"] == fingerprint for c in chunks)
 
 
 def test_int8_dynamic_quantisation_serves(model_dir, tmp_path):

@@ -118,9 +118,8 @@ def near_verdicts(rows, datasets_root, std: Standard, exclude: str, parts: int, 
         # Every component in one worker task (the greedy over all edges at once is the
         # greedy per component): saves the rounds of shuffles components need.
         return (
-            edges.map_batches(_one_part, batch_format="pyarrow")
-            .groupby("part", num_partitions=1)
-            .map_groups(_resolve, batch_format="pyarrow")
+            edges.repartition(1)
+            .map_batches(_resolve, batch_size=None, batch_format="pyarrow")
             .materialize()
         )
     roots = connected_components(
@@ -136,10 +135,6 @@ def near_verdicts(rows, datasets_root, std: Standard, exclude: str, parts: int, 
         .map_groups(_resolve, batch_format="pyarrow")
         .materialize()
     )
-
-
-def _one_part(batch: pa.Table) -> pa.Table:
-    return batch.append_column("part", pa.array(np.zeros(batch.num_rows, np.int64)))
 
 
 def _component_part(batch: pa.Table, partitions: int) -> pa.Table:
@@ -197,13 +192,11 @@ def ray_decide(
 ) -> DecideResult:
     """``stage_decide`` on the cluster; also writes ``partition_stats.parquet`` for GX."""
     from lmops.data.partition_stats import partition_stats, stats_partition
-    from lmops.data.signals import ANNOTATED_SCHEMA
     from lmops.data.signatures import content_digest
 
     rd = start()
     parts = partitions_for(read.input_bytes)
     files = sorted(str(p) for p in staged.path.glob("annotated-*.parquet"))
-    has_c4 = "c4_lines_removed" in ANNOTATED_SCHEMA.names
     rows = rd.read_parquet(files).map_batches(
         with_key, fn_kwargs={"partitions": parts}, batch_format="pyarrow"
     )
@@ -258,5 +251,5 @@ def ray_decide(
         langs,
         sum(s["bytes"] for s in sums),
         dict(pii),
-        sum(s["c4"] for s in sums) if has_c4 else None,
+        sum(s["c4"] for s in sums),
     )

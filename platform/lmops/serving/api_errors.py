@@ -58,7 +58,10 @@ async def _invalid(_, e: RequestValidationError):
 
 
 async def _http(_, e: StarletteHTTPException):
-    return ApiError(e.status_code, str(e.detail)).response()
+    # Starlette's own headers stay: a 405 names the methods the path takes in ``Allow``.
+    resp = ApiError(e.status_code, str(e.detail)).response()
+    resp.headers.update(e.headers or {})
+    return resp
 
 
 def install_error_handlers(app: FastAPI) -> None:

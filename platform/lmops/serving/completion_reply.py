@@ -32,6 +32,9 @@ def nth(params: SamplingParams, k: int) -> SamplingParams:
     return replace(params, seed=params.seed + k)
 
 
+VERSION_HEADER = "X-Lmops-Served-Version"
+
+
 @dataclass
 class Reply:
     """A request's id, jobs (one per prompt and choice) and usage; ``kind`` is what the
@@ -55,6 +58,12 @@ class Reply:
         n = self.req.n
         self.jobs = [(ids, nth(p, i % n)) for i, (ids, p) in enumerate(self.jobs)]
         self.prompt_tokens = sum(len(ids) for ids, _ in self.jobs[:: max(n, 1)])
+
+    @property
+    def fingerprint(self) -> str:
+        """``system_fingerprint`` and the ``X-Lmops-Served-Version`` header:
+        ``NAME-vN`` of the registered version that answers."""
+        return f"{self.served.name}-v{self.served.version}"
 
     @property
     def obj(self) -> str:
@@ -116,7 +125,7 @@ async def full_reply(r: Reply) -> dict:
         "object": r.obj,
         "created": r.created,
         "model": r.served.name,
-        "system_fingerprint": f"{r.served.name}-v{r.served.version}",
+        "system_fingerprint": r.fingerprint,
         "choices": choices,
         "usage": r.usage(total),
     }

@@ -103,6 +103,7 @@ def _chunk(r: Reply, choices: list[dict]) -> dict:
         "object": r.obj + ".chunk",
         "created": r.created,
         "model": r.served.name,
+        "system_fingerprint": r.fingerprint,
         "choices": choices,
     }
 

@@ -63,6 +63,19 @@ def token_budget(settings: ServeSettings, requested: int | None) -> int:
     return n
 
 
+def check_logit_bias(served: Served, params) -> None:
+    """A 400 when ``logit_bias`` names a token id this model does not have."""
+    vocab = getattr(served.engine, "vocab", None) or len(served.engine.tokenizer)
+    bad = [t for t, _ in params.logit_bias if t >= vocab]
+    if bad:
+        raise ApiError(
+            400,
+            f"logit_bias names token id {bad[0]}, outside this model's vocabulary (0-{vocab - 1})",
+            param="logit_bias",
+            code="invalid_logit_bias",
+        )
+
+
 def check_context(served: Served, ids: list[int], max_tokens: int) -> None:
     """A 400 when the prompt and ``max_tokens`` do not fit the model's context."""
     ctx = served.engine.context_length

@@ -25,7 +25,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import torch
+from transformers import LogitsProcessorList
 
+from lmops.serving.penalties import OpenAIPenalties, needs_penalties, padded_ids
 from lmops.serving.sampling import SamplingParams, choose_tokens, token_logprobs
 
 log = logging.getLogger("lmops.serving")
@@ -104,6 +106,8 @@ class TransformersEngine:
         )
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+        # Token ids a request may name (logit_bias): the rows of the model's logits.
+        self.vocab = int(getattr(cfg, "vocab_size", 0) or len(tokenizer))
         # transformers 5.2x renamed ``past_key_values`` to ``cache``; accept both.
         self._cache_arg = (
             "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -256,7 +260,12 @@ class TransformersEngine:
                 rows += [_Row(r, self.device) for r in new]
             self.on_batch(len(rows))
             params = [r.req.params for r in rows]
-            chosen = choose_tokens(logits, params, [r.gen for r in rows])
+            scores = logits
+            if needs_penalties(params):
+                ids_so_far = padded_ids([r.ids for r in rows], self.device)
+                scores = OpenAIPenalties(params, logits.shape[-1])(ids_so_far, logits)
+            # Logprobs stay the model's own distribution (before penalties), as in vLLM.
+            chosen = choose_tokens(scores, params, [r.gen for r in rows])
             top = max((p.logprobs or 0) for p in params)
             want_lp = any(p.logprobs is not None for p in params)
             lps, alts = token_logprobs(logits, chosen, top) if want_lp else ([], [])
@@ -350,6 +359,11 @@ class TransformersEngine:
             do_sample=False,
             early_stopping=True,
             num_return_sequences=p.beam_rank + 1,
+            logits_processor=LogitsProcessorList(
+                [OpenAIPenalties([p] * p.beam_width, self.vocab, prompt_len=ids.shape[1])]
+                if needs_penalties([p])
+                else []
+            ),
             pad_token_id=self.pad,
             eos_token_id=self.eos,
         )

@@ -4,12 +4,19 @@ then the whole answer or, with ``stream: true``, server-sent events."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from lmops.serving.api_errors import ERROR_RESPONSES, ApiError
-from lmops.serving.completion_reply import Reply, full_reply
+from lmops.serving.completion_reply import VERSION_HEADER, Reply, full_reply
 from lmops.serving.completion_stream import sse_events
-from lmops.serving.deps import api_key, check_context, served_for, serving_state, token_budget
+from lmops.serving.deps import (
+    api_key,
+    check_context,
+    check_logit_bias,
+    served_for,
+    serving_state,
+    token_budget,
+)
 from lmops.serving.schemas import ChatCompletionRequest, CompletionRequest
 from lmops.serving.state import ServingState
 
@@ -28,6 +35,7 @@ async def completions(
     for ids in encoded:
         check_context(served, ids, max_tokens)
     params = req.sampling(max_tokens, req.logprobs)
+    check_logit_bias(served, params)
     jobs = [(ids, params) for ids in encoded for _ in range(req.n)]
     return await _respond(Reply(state, req, served, jobs, key, "completions", chat=False))
 
@@ -58,11 +66,16 @@ async def chat(
     ids = served.engine.encode(prompt)
     check_context(served, ids, max_tokens)
     top = (req.top_logprobs or 0) if req.logprobs else None
-    jobs = [(ids, req.sampling(max_tokens, top))] * req.n
+    params = req.sampling(max_tokens, top)
+    check_logit_bias(served, params)
+    jobs = [(ids, params)] * req.n
     return await _respond(Reply(state, req, served, jobs, key, "chat.completions", chat=True))
 
 
 async def _respond(r: Reply):
+    # The version that answers, in a header too: a client can tell v1's answer from v2's
+    # across an alias move without reading the body (or before a stream's first chunk).
+    headers = {VERSION_HEADER: r.fingerprint}
     if not r.req.stream:
-        return await full_reply(r)
-    return StreamingResponse(sse_events(r), media_type="text/event-stream")
+        return JSONResponse(await full_reply(r), headers=headers)
+    return StreamingResponse(sse_events(r), media_type="text/event-stream", headers=headers)

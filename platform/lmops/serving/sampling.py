@@ -28,6 +28,9 @@ class SamplingParams:
     beam_rank: int = 0  # which of the final beams this completion returns (0 = best)
     logprobs: int | None = None  # alternatives returned per token; None = no logprobs
     ignore_eos: bool = False
+    frequency_penalty: float = 0.0  # OpenAI's; applied by lmops.serving.penalties
+    presence_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias) pairs
 
     @property
     def greedy(self) -> bool:

@@ -4,7 +4,8 @@ Fields follow OpenAI's API; ``top_k``, ``use_beam_search`` and ``ignore_eos`` ar
 extras vLLM's server takes in the body (``extra_body`` in the ``openai`` client).
 Unknown fields are refused with a 400 naming them, as OpenAI does, so a misspelt
 setting is never silently ignored. Fields OpenAI defines that this server does not
-implement are refused when set to anything but their neutral value.
+implement are refused when set to anything but their neutral value (``echo``,
+``suffix``, ``best_of`` other than ``n``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lmops.serving.penalties import LOGIT_BIAS_MAX_ENTRIES, LOGIT_BIAS_RANGE
 from lmops.serving.sampling import SamplingParams
 
 
@@ -31,7 +33,11 @@ class _Req(BaseModel):
     user: str | None = None
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
-    logit_bias: dict[str, float] | None = None
+    logit_bias: dict[str, float] | None = Field(
+        None,
+        description="Token id (as a string) to a bias from -100 to 100 added to its logit; "
+        f"at most {LOGIT_BIAS_MAX_ENTRIES} entries.",
+    )
     # vLLM's extras
     top_k: int = Field(
         0, ge=-1, le=1_000_000, description="Keep the k most likely tokens; 0 or -1 = off."
@@ -47,10 +53,22 @@ class _Req(BaseModel):
             raise ValueError("stop takes at most 4 non-empty strings")
         return stops
 
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias(cls, v):
+        if not v:
+            return v
+        if len(v) > LOGIT_BIAS_MAX_ENTRIES:
+            raise ValueError(f"logit_bias takes at most {LOGIT_BIAS_MAX_ENTRIES} entries")
+        for tok, bias in v.items():
+            if not tok.isdigit():
+                raise ValueError(f"logit_bias keys are token ids; {tok[:20]!r} is not one")
+            if not -LOGIT_BIAS_RANGE <= bias <= LOGIT_BIAS_RANGE:
+                raise ValueError("logit_bias values are from -100 to 100")
+        return v
+
     @model_validator(mode="after")
     def _supported(self):
-        if self.presence_penalty or self.frequency_penalty or self.logit_bias:
-            raise ValueError("presence_penalty, frequency_penalty and logit_bias are not supported")
         if self.use_beam_search and self.stream:
             raise ValueError("use_beam_search cannot stream: beams change until the end")
         return self
@@ -66,6 +84,11 @@ class _Req(BaseModel):
             beam_width=max(self.n, 2) if self.use_beam_search else 1,
             logprobs=logprobs,
             ignore_eos=self.ignore_eos,
+            frequency_penalty=self.frequency_penalty,
+            presence_penalty=self.presence_penalty,
+            logit_bias=tuple(
+                sorted((int(k), float(b)) for k, b in (self.logit_bias or {}).items())
+            ),
         )
 
 

@@ -78,6 +78,9 @@ class VllmEngine:
             stop=list(p.stop) or None,
             logprobs=p.logprobs,
             ignore_eos=p.ignore_eos,
+            frequency_penalty=p.frequency_penalty,
+            presence_penalty=p.presence_penalty,
+            logit_bias=dict(p.logit_bias) or None,
         )
         sent_text, sent_toks, final = 0, 0, None
         async for out in self.engine.generate(
