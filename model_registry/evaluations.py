@@ -14,12 +14,8 @@ import json
 import mlflow
 from mlflow import MlflowClient
 
-from lmops.home import as_path, is_remote
+from lmops.home import as_path, as_uri
 from model_registry import tags as T
-
-
-def _uri(path) -> str:
-    return str(path) if is_remote(path) else path.as_uri()
 
 
 def eval_dataset(eval_set_id: str, dataset_path: str | None):
@@ -27,7 +23,7 @@ def eval_dataset(eval_set_id: str, dataset_path: str | None):
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    uri = _uri(as_path(dataset_path)) if dataset_path else f"lmops://eval-set/{eval_set_id}"
+    uri = as_uri(as_path(dataset_path)) if dataset_path else f"lmops://eval-set/{eval_set_id}"
     try:
         source = resolve_dataset_source(uri)
     except Exception:  # no resolver for the placeholder scheme

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from lmops.config import RunConfig
 from lmops.data.catalog import iter_texts
 from lmops.data.tokenize import build_token_shards, is_validation
-from lmops.home import as_path, home, is_remote
+from lmops.home import as_path, as_uri, home
 from lmops.models.presets import build_hf_config
 from lmops.progress import reporter
 from lmops.tokenizer import load_tokenizer, tokenizer_hash, train_or_reuse
@@ -102,8 +102,7 @@ def log_dataset_input(run_id: str, ds: DatasetVersion) -> None:
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.entities import DatasetInput, InputTag
 
-    path = as_path(ds.path)
-    source = resolve_dataset_source(str(path) if is_remote(path) else path.as_uri())
+    source = resolve_dataset_source(as_uri(as_path(ds.path)))
     dataset = MetaDataset(source=source, name=ds.version_id, digest=ds.version_id[3:])
     tags = {"mlflow.data.context": "training", "accepted": str(ds.accepted)}
     tags["quarantined"] = str(ds.quarantined)

@@ -96,6 +96,11 @@ def as_path(value) -> Path:
     return UPath(value)
 
 
+def as_uri(path) -> str:
+    """``file://`` URI of a local path; a remote path's own URL."""
+    return str(path) if is_remote(path) else path.as_uri()
+
+
 def is_remote(path) -> bool:
     """True for a ``UPath`` on a non-local file system (``UPath`` of a local path is a
     ``Path``)."""

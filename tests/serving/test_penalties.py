@@ -10,18 +10,13 @@ import openai
 import pytest
 import torch
 from serving_fixtures import live
+from test_api import KEY, make_server
 from test_engine import complete, reference, run_all
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
-from lmops.serving.app import build_app
 from lmops.serving.engine import TransformersEngine
-from lmops.serving.keys import ApiKeys, hash_key
-from lmops.serving.metering import UsageMeter
 from lmops.serving.penalties import OpenAIPenalties, padded_ids
 from lmops.serving.sampling import SamplingParams
-from lmops.serving.settings import ServeSettings
-
-KEY = "lmops-sk-test-penalties"
 
 
 def openai_reference(logits, generated, params):
@@ -128,11 +123,7 @@ def test_beam_search_takes_them_too(loaded):
 
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
-    app = build_app(
-        ServeSettings(model=str(model_dir), max_tokens_limit=16, allow_unsigned=True),
-        keys=ApiKeys({"pen": hash_key(KEY)}, {}),
-        meter=UsageMeter(f"sqlite:///{tmp_path_factory.mktemp('pen') / 'usage.db'}"),
-    )
+    app, _ = make_server(model_dir, tmp_path_factory.mktemp("pen"))
     with live(app) as url:
         yield url
 

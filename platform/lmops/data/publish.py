@@ -145,7 +145,9 @@ class StagedVersion:
             json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
         )
         final = self.dest / version_id
-        if (final / "manifest.json").exists() if is_remote(final) else final.exists():
+        # A version is its manifest: a local rename makes both at once, and a remote
+        # upload writes it last (what an interrupted upload left is overwritten).
+        if (final / "manifest.json").exists():
             self.discard()
             return final, False
         if is_remote(final):

@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from lmops.data.cluster_dedup import NODE_SCHEMA, PREV_RANK_BASE, key64, prev_node_ids
-from lmops.data.store import as_path, npy_len, npy_rows, open_parquet, read_parquet
+from lmops.data.store import npy_len, npy_rows, open_parquet, read_parquet
+from lmops.home import as_path
 
 SHARD_ROWS = 65_536
 CONTENT_DIGEST = "sha256-sum-v1"  # how ``content_digest`` is computed (see content_digest)

@@ -39,15 +39,14 @@ class DecideResult:
 
 
 def _previous_signatures(datasets_root: Path, std: Standard, exclude: str, folder: Path):
-    """(names, content keys, signatures) of every published version's accepted documents.
+    """(names, content keys, ``copy_into``) of every published version's accepted documents.
 
     Ordered by dedup rank (version, then content key; see ``cluster_dedup``), as the Ray
     path orders them. Signatures never sit in memory whole: shard by shard they are
-    appended to a raw file in load order, then copied into a memory-mapped ``.npy`` in
-    rank order, a block of rows at a time.
+    appended to a raw file in ``folder`` in load order; ``copy_into(target)`` writes them
+    into ``target``'s first rows in rank order, a block of rows at a time, and removes
+    the file.
     """
-    from numpy.lib.format import open_memmap
-
     from lmops.data.near_dedup import NUM_PERM
     from lmops.data.signatures import SHARD_ROWS, load_signature_shard, signature_shards
 
@@ -62,20 +61,20 @@ def _previous_signatures(datasets_root: Path, std: Standard, exclude: str, folde
             for blob in t.column("minhash").to_pylist():
                 raw.write(blob)
     n = sum(len(k) for k in keys)
-    sigs = open_memmap(
-        folder / "prev.tmp.npy", mode="w+", dtype=np.uint32, shape=(max(n, 1), NUM_PERM)
-    )
-    if not n:
+    key = np.concatenate(keys) if n else np.zeros(0, np.uint64)
+    order = np.lexsort((key, np.concatenate(ranks))) if n else np.zeros(0, np.int64)
+
+    def copy_into(target) -> None:
+        if n:
+            source = np.memmap(loaded, dtype=np.uint32, mode="r", shape=(n, NUM_PERM))
+            for at in range(0, n, SHARD_ROWS):
+                block = order[at : at + SHARD_ROWS]
+                target[at : at + len(block)] = source[block]
+            del source
         loaded.unlink()
-        return np.array([], str), np.zeros(0, np.uint64), sigs[:0]
-    key = np.concatenate(keys)
-    order = np.lexsort((key, np.concatenate(ranks)))
-    source = np.memmap(loaded, dtype=np.uint32, mode="r", shape=(n, NUM_PERM))
-    for at in range(0, n, SHARD_ROWS):
-        sigs[at : at + SHARD_ROWS] = source[order[at : at + SHARD_ROWS]]
-    del source
-    loaded.unlink()
-    return np.concatenate(names)[order], key[order], sigs[:n]
+
+    ranked = np.concatenate(names)[order] if n else np.array([], str)
+    return ranked, key[order], copy_into
 
 
 def _key64(doc_hash: str) -> int:
@@ -101,7 +100,7 @@ def stage_decide(
     n = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     # Lines the C4 filter took out of each text: summed where annotate writes the column.
     has_c4 = bool(files) and "c4_lines_removed" in pq.ParquetFile(files[0]).schema_arrow.names
-    prev_names, prev_key, prev_sigs = _previous_signatures(
+    prev_names, prev_key, copy_prev = _previous_signatures(
         datasets_root, std, read.version_id, staged.path
     )
     n_prev = len(prev_names)
@@ -111,9 +110,7 @@ def stage_decide(
         dtype=np.uint32,
         shape=(max(n_prev + n, 1), NUM_PERM),
     )
-    sigs[:n_prev] = prev_sigs
-    del prev_sigs
-    (staged.path / "prev.tmp.npy").unlink()
+    copy_prev(sigs)
     eligible = np.zeros(n_prev + n, dtype=bool)
     eligible[:n_prev] = True
     same_doc = np.zeros(n_prev + n, dtype=np.uint64)

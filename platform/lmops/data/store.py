@@ -20,19 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from lmops.errors import LmopsError
-from lmops.home import as_path, home, is_remote  # noqa: F401  (as_path: re-exported)
+from lmops.home import home, is_remote
 
 MANIFEST = "manifest.json"
 
-# What each store reads its credentials from, for the one-line error (their docs).
-CREDENTIALS = {
-    "s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
-    "s3a": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
-    "gs": "GOOGLE_APPLICATION_CREDENTIALS",
-    "gcs": "GOOGLE_APPLICATION_CREDENTIALS",
-    "az": "AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT_NAME and _KEY)",
-    "abfs": "AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT_NAME and _KEY)",
-}
+# Per protocol: the fsspec driver to install and the variables its credentials come
+# from, for the one-line errors (each driver's docs).
+_AWS = ("s3fs", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
+_GCP = ("gcsfs", "GOOGLE_APPLICATION_CREDENTIALS")
+_AZURE = ("adlfs", "AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT_NAME and _KEY)")
+STORES = {"s3": _AWS, "s3a": _AWS, "gs": _GCP, "gcs": _GCP, "az": _AZURE, "abfs": _AZURE}
 # Exception class names the stores raise for missing or refused credentials.
 _AUTH_ERRORS = {
     "NoCredentialsError",
@@ -49,25 +46,21 @@ def check_root(root) -> None:
     if not is_remote(root):
         return
     protocol = root.protocol
+    driver, variables = STORES.get(protocol, (protocol + "fs", f"the credentials of {protocol}://"))
     try:
         root.fs.exists(root.path)
     except ImportError as e:
         raise LmopsError(
             f"dataset root {root} needs the fsspec driver for '{protocol}://' "
-            f"({e.name or e}); install it, e.g. `pip install {_driver(protocol)}`"
+            f"({e.name or e}); install it, e.g. `pip install {driver}`"
         ) from None
     except Exception as e:  # the stores raise their own classes; see _AUTH_ERRORS
         if type(e).__name__ in _AUTH_ERRORS or isinstance(e, PermissionError):
-            need = CREDENTIALS.get(protocol, f"the credentials of {protocol}://")
             raise LmopsError(
                 f"dataset root {root} (LMOPS_DATASETS): no usable credentials "
-                f"({type(e).__name__}); set {need}"
+                f"({type(e).__name__}); set {variables}"
             ) from None
         raise
-
-
-def _driver(protocol: str) -> str:
-    return {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}.get(protocol, "adlfs")
 
 
 def staging_root(datasets_root) -> Path:
@@ -104,19 +97,24 @@ def read_parquet(path, columns: list[str] | None = None):
     return open_parquet(path).read(columns=columns)
 
 
-def npy_rows(path, start: int, stop: int) -> np.ndarray:
-    """Rows ``start:stop`` of a ``.npy`` file: memory-mapped when local, read at an offset
-    when remote (an object store has no mmap; the whole file would be one download)."""
-    if not is_remote(path):
-        return np.asarray(np.load(path, mmap_mode="r")[start:stop])
+def _npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the ``.npy`` open at ``f``, which is left at the first row."""
     from numpy.lib import format as npf
 
+    major, _ = npf.read_magic(f)
+    read_header = npf.read_array_header_1_0 if major == 1 else npf.read_array_header_2_0
+    shape, fortran, dtype = read_header(f)
+    if fortran:
+        raise LmopsError(f"{f.name}: a Fortran-ordered array is not a signature file")
+    return shape, dtype
+
+
+def npy_rows(path, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` (``stop`` -1: to the end) of a ``.npy`` file, read at their
+    offset: the same for a local file and an object in a bucket, which has no mmap and
+    would otherwise be one download of the whole file."""
     with path.open("rb") as f:
-        major, _ = npf.read_magic(f)
-        read_header = npf.read_array_header_1_0 if major == 1 else npf.read_array_header_2_0
-        shape, fortran, dtype = read_header(f)
-        if fortran:
-            raise LmopsError(f"{path}: a Fortran-ordered array is not a signature file")
+        shape, dtype = _npy_header(f)
         row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
         stop = min(shape[0], stop if stop >= 0 else shape[0])
         start = min(start, stop)
@@ -127,11 +125,5 @@ def npy_rows(path, start: int, stop: int) -> np.ndarray:
 
 def npy_len(path) -> int:
     """The number of rows of a ``.npy`` file, from its header alone."""
-    if not is_remote(path):
-        return len(np.load(path, mmap_mode="r"))
-    from numpy.lib import format as npf
-
     with path.open("rb") as f:
-        major, _ = npf.read_magic(f)
-        read_header = npf.read_array_header_1_0 if major == 1 else npf.read_array_header_2_0
-        return read_header(f)[0][0]
+        return _npy_header(f)[0][0]

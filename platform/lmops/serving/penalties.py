@@ -11,7 +11,7 @@ Why our own processor: transformers has none of these in OpenAI's form (its
 ``RepetitionPenaltyLogitsProcessor`` divides by a factor and counts the prompt, and
 ``SequenceBiasLogitsProcessor`` takes one bias for the whole batch), while a server
 batches requests that each bring their own values. This applies each row's values in one
-vectorised pass; the same instance serves the engine's continuous batches and
+vectorised pass; the same class serves the engine's continuous batches and
 ``generate`` (beam search), through the ``LogitsProcessor`` interface.
 """
 
