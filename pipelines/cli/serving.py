@@ -50,10 +50,24 @@ def serve(
     ] = "none",
     max_batch_size: Annotated[int, typer.Option(help="Rows decoded together.")] = 16,
     max_tokens_limit: Annotated[int, typer.Option(help="Largest max_tokens accepted.")] = 512,
+    request_token_budget: Annotated[
+        int, typer.Option(help="Most tokens one request may generate (prompts x n x max_tokens).")
+    ] = 4096,
+    key_max_concurrent: Annotated[
+        int, typer.Option(help="Requests in flight per API key; more get 429.")
+    ] = 16,
+    key_tokens_per_minute: Annotated[
+        int, typer.Option(help="Prompt plus generated tokens per key and minute; more get 429.")
+    ] = 120_000,
+    max_queued_requests: Annotated[
+        int, typer.Option(help="Requests in flight across keys; more get 503.")
+    ] = 64,
     safety: Annotated[
         Literal["block", "redact", "off"], typer.Option(help="Output filter action.")
     ] = "redact",
-    watch_interval: Annotated[float, typer.Option(help="Seconds between alias checks.")] = 5.0,
+    watch_interval: Annotated[
+        float, typer.Option(help="Seconds between alias and key-file checks.")
+    ] = 5.0,
     keys_file: Annotated[
         Path | None,
         typer.Option("--keys-file", help="Key file. Default: <LMOPS_HOME>/serving/api_keys.toml."),
@@ -97,6 +111,10 @@ def serve(
         quantize=quantize,
         max_batch_size=max_batch_size,
         max_tokens_limit=max_tokens_limit,
+        request_token_budget=request_token_budget,
+        key_max_concurrent=key_max_concurrent,
+        key_tokens_per_minute=key_tokens_per_minute,
+        max_queued_requests=max_queued_requests,
         safety_action=safety,
         watch_interval_s=watch_interval,
         require_api_key=not no_auth,
@@ -135,11 +153,23 @@ def serve(
 
 
 @keys_app.command("add")
-def keys_add(name: NameArg, file: FileOpt = None) -> None:
-    """Make a key called NAME and print it once; only its hash is stored."""
-    from lmops.serving.keys import add_key
+def keys_add(
+    name: NameArg,
+    file: FileOpt = None,
+    max_concurrent: Annotated[
+        int | None, typer.Option(help="This key's requests in flight (default: the server's).")
+    ] = None,
+    tokens_per_minute: Annotated[
+        int | None, typer.Option(help="This key's tokens per minute (default: the server's).")
+    ] = None,
+) -> None:
+    """Make a key called NAME and print it once; only its hash is stored.
 
-    raw = add_key(name, file)
+    A running server picks the key up at its next key-file check, with no restart.
+    """
+    from lmops.serving.keys import KeyLimits, add_key
+
+    raw = add_key(name, file, KeyLimits(max_concurrent, tokens_per_minute))
     # The key alone on stdout, so `KEY=$(lmops keys add NAME)` captures just the key.
     print(raw)
     err.print(
@@ -159,6 +189,8 @@ def keys_list(file: FileOpt = None, json_out: JsonOpt = False) -> None:
             "name": name,
             "created": keys.created.get(name, ""),
             "source": "file" if name in keys.created else ENV_VAR,
+            "max_concurrent": getattr(keys.limits.get(name), "max_concurrent", None),
+            "tokens_per_minute": getattr(keys.limits.get(name), "tokens_per_minute", None),
         }
         for name in sorted(keys.hashes)
     ]
@@ -168,15 +200,16 @@ def keys_list(file: FileOpt = None, json_out: JsonOpt = False) -> None:
     if not rows:
         console.print("no API keys; add one with `lmops keys add NAME`")
         return
-    t = Table("name", "created (UTC)", "source")
+    t = Table("name", "created (UTC)", "source", "max concurrent", "tokens/min")
     for r in rows:
-        t.add_row(r["name"], r["created"] or "-", r["source"])
+        own = [str(r[f]) if r[f] else "server's" for f in ("max_concurrent", "tokens_per_minute")]
+        t.add_row(r["name"], r["created"] or "-", r["source"], *own)
     console.print(t)
 
 
 @keys_app.command("revoke")
 def keys_revoke(name: NameArg, file: FileOpt = None) -> None:
-    """Remove key NAME (a running server accepts it until it loads its keys again)."""
+    """Remove key NAME; a running server refuses it from its next key-file check."""
     from lmops.serving.keys import revoke_key
 
     revoke_key(name, file)

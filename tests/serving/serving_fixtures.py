@@ -34,3 +34,13 @@ def live(app):
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def open_stream(url: str, key: str, max_tokens: int):
+    """A streaming completion of ``max_tokens`` (EOS ignored) as ``key``; use with ``with``."""
+    import httpx
+
+    body = {"model": "tiny-lm", "prompt": "the", "max_tokens": max_tokens, "stream": True}
+    body["ignore_eos"] = True
+    headers = {"Authorization": f"Bearer {key}"}
+    return httpx.stream("POST", url + "/v1/completions", json=body, headers=headers, timeout=60)

@@ -18,6 +18,8 @@ ERROR_RESPONSES = {
     401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
     404: {"model": ErrorResponse, "description": "Unknown model"},
     413: {"model": ErrorResponse, "description": "Request too large"},
+    429: {"model": ErrorResponse, "description": "Key over its limits; see Retry-After"},
+    503: {"model": ErrorResponse, "description": "Server at capacity; see Retry-After"},
 }
 
 
@@ -27,9 +29,16 @@ class ApiError(Exception):
     ):
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers: dict[str, str] = {}  # e.g. Retry-After on a 429 or 503
 
     def response(self) -> JSONResponse:
-        kind = {401: "authentication_error", 404: "not_found_error", 413: "invalid_request_error"}
+        kind = {
+            401: "authentication_error",
+            404: "not_found_error",
+            413: "invalid_request_error",
+            429: "rate_limit_error",
+            503: "server_error",
+        }
         body = {
             "error": {
                 "message": self.message,
@@ -38,7 +47,7 @@ class ApiError(Exception):
                 "code": self.code,
             }
         }
-        return JSONResponse(body, status_code=self.status)
+        return JSONResponse(body, status_code=self.status, headers=self.headers or None)
 
 
 async def _api_error(_, e: ApiError):

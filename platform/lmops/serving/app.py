@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from lmops.serving import routes_completions, routes_models, routes_ops
+from lmops.serving.admission import Admission
 from lmops.serving.api_errors import install_error_handlers
 from lmops.serving.metrics import ServingMetrics
 from lmops.serving.output_filter import BatchedFilter, OutputFilter
@@ -38,9 +39,10 @@ def build_app(
         lifespan=_lifespan,
         description="Completions and chat completions for the model lmops serves.",
     )
-    app.state.serving = ServingState(
+    state = app.state.serving = ServingState(
         settings, metrics, flt, BatchedFilter(flt), holder, keys, meter, verifier
     )
+    state.admission = Admission.from_settings(settings, metrics, state.key_limits)
     app.openapi = lambda: _openapi(app)
     install_error_handlers(app)
     app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes, metrics=metrics)

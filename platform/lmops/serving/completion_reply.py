@@ -50,6 +50,7 @@ class Reply:
     rid: str = field(init=False)
     created: int = field(init=False)
     prompt_tokens: int = field(init=False)
+    completion_tokens: int = field(init=False, default=0)  # set by account()
 
     def __post_init__(self) -> None:
         self.rid = ("chatcmpl-" if self.chat else "cmpl-") + uuid.uuid4().hex[:24]
@@ -77,6 +78,7 @@ class Reply:
         }
 
     def account(self, completion_tokens: int, filtered: int) -> None:
+        self.completion_tokens = completion_tokens
         self.state.metrics.tokens(self.prompt_tokens, completion_tokens)
         self.state.meter.record(  # buffered: no database write on this path
             self.key,
@@ -96,7 +98,8 @@ class Reply:
         engine = self.served.engine
         for _ in range(3):
             try:
-                async with aclosing(engine.stream(ids, params, incremental)) as events:
+                events = engine.stream(ids, params, incremental, owner=self.key)
+                async with aclosing(events) as events:
                     async for ev in events:
                         yield ev
                 return

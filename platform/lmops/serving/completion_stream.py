@@ -23,7 +23,10 @@ async def sse_events(r: Reply) -> AsyncIterator[str]:
     """The event stream of ``r``: its choices run at once, their chunks interleaved."""
     flt, metrics = r.state.output_filter, r.state.metrics
     queue: asyncio.Queue = asyncio.Queue()
-    counts = {"tokens": 0, "filtered": 0}
+    counts = {"filtered": 0, "accounted": False}
+    # Tokens each choice has made so far: a client that hangs up mid-stream is metered
+    # (and charged to its key's tokens per minute) for what was decoded, not for nothing.
+    made = [0] * len(r.jobs)
 
     async def pump(i, ids, p):
         raw, sent, checked, blocked, blocked_by = "", 0, 0, False, ()
@@ -32,6 +35,7 @@ async def sse_events(r: Reply) -> AsyncIterator[str]:
                 async for ev in events:
                     if isinstance(ev, Delta):
                         raw += ev.text
+                        made[i] += len(ev.token_ids)
                         if flt.action == "off":
                             piece, sent = raw[sent:], len(raw)
                         elif len(raw) - checked < STREAM_CHECK_EVERY:
@@ -47,7 +51,7 @@ async def sse_events(r: Reply) -> AsyncIterator[str]:
                         if piece:
                             await queue.put((i, piece, None))
                     else:
-                        counts["tokens"] += ev.completion_tokens
+                        made[i] = ev.completion_tokens
                         finish = ev.finish_reason
                 if blocked:
                     counts["filtered"] += 1
@@ -88,13 +92,16 @@ async def sse_events(r: Reply) -> AsyncIterator[str]:
             else:
                 c = {"index": i, "text": piece, "logprobs": None, "finish_reason": finish}
             yield _sse(_chunk(r, [c]))
-        r.account(counts["tokens"], counts["filtered"])
+        counts["accounted"] = True
+        r.account(sum(made), counts["filtered"])
         if (r.req.stream_options or {}).get("include_usage"):
-            yield _sse({**_chunk(r, []), "usage": r.usage(counts["tokens"])})
+            yield _sse({**_chunk(r, []), "usage": r.usage(sum(made))})
         yield "data: [DONE]\n\n"
     finally:
         for t in tasks:
             t.cancel()
+        if not counts["accounted"]:  # the client went away before the end
+            r.account(sum(made), counts["filtered"])
 
 
 def _chunk(r: Reply, choices: list[dict]) -> dict:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import LogitsProcessorList
 
+from lmops.serving.fair_queue import FairQueue
 from lmops.serving.penalties import OpenAIPenalties, needs_penalties, padded_ids
 from lmops.serving.sampling import SamplingParams, choose_tokens, token_logprobs
 
@@ -62,6 +63,7 @@ class _Request:
     incremental: bool = True
     submitted: float = field(default_factory=time.perf_counter)
     cancelled: bool = False
+    owner: str = ""  # the API key: the queue takes keys in turn (fair_queue)
 
 
 class _Row:
@@ -112,7 +114,7 @@ class TransformersEngine:
         self._cache_arg = (
             "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         )
-        self._queue: queue.Queue[_Request] = queue.Queue()
+        self._queue = FairQueue()
         self._deferred: list[_Request] = []
         self._active: list[_Request] = []
         self._lock = threading.Lock()
@@ -129,7 +131,11 @@ class TransformersEngine:
         return ids or [self.tokenizer.bos_token_id or self.eos]
 
     async def stream(
-        self, prompt_ids: list[int], params: SamplingParams, incremental: bool = True
+        self,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        incremental: bool = True,
+        owner: str = "",
     ) -> AsyncIterator[Delta | Done]:
         """Yield deltas of one completion as they decode, then one :class:`Done`.
 
@@ -142,7 +148,7 @@ class TransformersEngine:
         def emit(item) -> None:
             loop.call_soon_threadsafe(q.put_nowait, item)
 
-        req = _Request(list(prompt_ids), params, emit, incremental)
+        req = _Request(list(prompt_ids), params, emit, incremental, owner=owner)
         with self._lock:
             if self._closed:
                 raise EngineClosed(self.name)

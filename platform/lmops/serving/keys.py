@@ -3,6 +3,11 @@
 Two sources are merged: the home's ``serving/api_keys.toml``, which ``lmops keys add``
 writes, and ``LMOPS_API_KEYS`` (``name:sha256hex,name:sha256hex``), for containers whose
 secrets arrive as environment variables. A raw key is shown once, when it is made.
+
+A file key may carry its own admission limits (``max_concurrent``,
+``tokens_per_minute``), which replace the server's defaults for that key. A running
+server reloads the file when it changes (``KeyWatcher``), so a revoked key stops
+working, and an added one starts, within the watch interval, with no restart.
 """
 
 from __future__ import annotations
@@ -47,12 +52,27 @@ def generate_key() -> str:
 
 
 @dataclass(frozen=True)
+class KeyLimits:
+    """A key's own admission limits; None keeps the server's value."""
+
+    max_concurrent: int | None = None
+    tokens_per_minute: int | None = None
+
+
+LIMIT_FIELDS = ("max_concurrent", "tokens_per_minute")
+
+
+@dataclass(frozen=True)
 class ApiKeys:
     """The keys the server accepts: name -> sha256 hex of the raw key."""
 
     hashes: Mapping[str, str] = field(default_factory=dict)
     created: Mapping[str, str] = field(default_factory=dict)
     """When each file key was added (ISO 8601, UTC); keys from the environment have none."""
+    limits: Mapping[str, KeyLimits] = field(default_factory=dict)
+    """Per-key admission limits from the file; a key not here has the server's."""
+    source: Path | None = None
+    """The file these keys were read from, which a server watches; None when made in code."""
 
     @classmethod
     def load(cls, path: Path | None = None, env: Mapping[str, str] = os.environ) -> ApiKeys:
@@ -63,13 +83,18 @@ class ApiKeys:
         entries = _read_file(path)
         hashes = {name: e["sha256"] for name, e in entries.items()}
         created = {name: e["created"] for name, e in entries.items() if e.get("created")}
+        limits = {
+            name: KeyLimits(e.get("max_concurrent"), e.get("tokens_per_minute"))
+            for name, e in entries.items()
+            if e.get("max_concurrent") or e.get("tokens_per_minute")
+        }
         for name, digest in _parse_env(env.get(ENV_VAR, "")).items():
             if name in hashes:
                 raise ConfigError(
                     f"key name '{name}' is in both {path} and {ENV_VAR}; rename or revoke one"
                 )
             hashes[name] = digest
-        return cls(hashes, created)
+        return cls(hashes, created, limits, path)
 
     def verify(self, presented: str) -> str | None:
         """The name of the key ``presented`` is, or None.
@@ -93,10 +118,11 @@ class ApiKeys:
         return not self.hashes
 
 
-def add_key(name: str, path: Path | None = None) -> str:
+def add_key(name: str, path: Path | None = None, limits: KeyLimits | None = None) -> str:
     """Make a key called ``name``, store its hash in ``path`` and return the raw key.
 
     The raw key is returned once and kept nowhere; a lost key is revoked and replaced.
+    ``limits`` are stored with it and override the server's admission defaults.
     """
     check_name(name)
     path = path or default_path()
@@ -109,13 +135,19 @@ def add_key(name: str, path: Path | None = None) -> str:
     raw = generate_key()
     created = datetime.now(UTC).isoformat(timespec="seconds")
     entries[name] = {"sha256": hash_key(raw), "created": created}
+    for f in LIMIT_FIELDS:
+        value = getattr(limits, f, None) if limits else None
+        if value is not None:
+            if value < 1:
+                raise ConfigError(f"{f} must be a positive whole number, not {value}")
+            entries[name][f] = value
     _write_file(path, entries)
     return raw
 
 
 def revoke_key(name: str, path: Path | None = None) -> None:
-    """Remove ``name`` from ``path``. A server that loaded the keys earlier accepts it
-    until it loads them again."""
+    """Remove ``name`` from ``path``. A server watching the file refuses the key from its
+    next check (``--watch-interval``); requests already admitted finish."""
     path = path or default_path()
     entries = _read_file(path)
     if name not in entries:
@@ -138,8 +170,8 @@ def check_name(name: str) -> None:
         )
 
 
-def _read_file(path: Path) -> dict[str, dict[str, str]]:
-    """``{name: {"sha256": ..., "created": ...}}`` from ``path``; {} if it does not exist."""
+def _read_file(path: Path) -> dict[str, dict]:
+    """``{name: {"sha256", "created", limits...}}`` from ``path``; {} if it does not exist."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -162,6 +194,13 @@ def _read_file(path: Path) -> dict[str, dict[str, str]]:
         if not isinstance(digest, str) or not _SHA256_HEX.match(digest.lower()):
             raise ConfigError(f"{path}: [keys.{name}] needs sha256 = 64 hex digits")
         entries[name] = {"sha256": digest.lower(), "created": str(entry.get("created", ""))}
+        for f in LIMIT_FIELDS:
+            value = entry.get(f)
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{path}: [keys.{name}] {f} must be a positive whole number")
+            entries[name][f] = value
     return entries
 
 
@@ -185,7 +224,7 @@ def _parse_env(value: str) -> dict[str, str]:
     return out
 
 
-def _write_file(path: Path, entries: Mapping[str, Mapping[str, str]]) -> None:
+def _write_file(path: Path, entries: Mapping[str, Mapping]) -> None:
     """Replace ``path`` atomically: a reader sees the old file or the new one, never half."""
     lines = [
         "# API keys of `lmops serve`: the sha256 of each key. The keys themselves are",
@@ -196,6 +235,7 @@ def _write_file(path: Path, entries: Mapping[str, Mapping[str, str]]) -> None:
         lines += ["", f"[keys.{json.dumps(name)}]", f'sha256 = "{e["sha256"]}"']
         if e.get("created"):
             lines.append(f"created = {json.dumps(e['created'])}")
+        lines += [f"{f} = {e[f]}" for f in LIMIT_FIELDS if e.get(f)]
     path.parent.mkdir(parents=True, exist_ok=True)
     # mkstemp creates the file with mode 0600 in the target folder, so os.replace is a
     # rename on one file system and the hashes are never readable by other users.

@@ -52,6 +52,20 @@ class ServingMetrics:
             ["version"],
             registry=r,
         )
+        self._refused_requests = Counter(
+            "lmops_refused_requests",
+            "Requests refused by admission control, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("request_budget", "queue_full", "key_concurrency", "key_tokens_per_minute"):
+            self._refused_requests.labels(reason)
+        self._key_reloads = Counter(
+            "lmops_key_reloads",
+            "Key file changes seen: loaded, or failed (the previous keys stay).",
+            ["result"],
+            registry=r,
+        )
         self._version = Gauge(
             "lmops_served_version",
             "The registry version served (1 on the current one).",
@@ -67,6 +81,12 @@ class ServingMetrics:
     def tokens(self, prompt: int, completion: int) -> None:
         self._tokens.labels("prompt").inc(prompt)
         self._tokens.labels("completion").inc(completion)
+
+    def refused_request(self, reason: str) -> None:
+        self._refused_requests.labels(reason).inc()
+
+    def key_reload(self, result: str) -> None:
+        self._key_reloads.labels(result).inc()
 
     def batch(self, rows: int) -> None:
         self._batch.observe(rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from lmops.serving.api_errors import ERROR_RESPONSES, ApiError
 from lmops.serving.completion_reply import VERSION_HEADER, Reply, full_reply
@@ -73,9 +74,35 @@ async def chat(
 
 
 async def _respond(r: Reply):
+    # Admission before any decoding: the request budget (400), then the server's queue
+    # (503) and the key's limits (429), each refusal with Retry-After where waiting helps.
+    adm = r.state.admission
+    ticket = adm.enter(r.key, r.prompt_tokens + adm.budget(r.jobs))
     # The version that answers, in a header too: a client can tell v1's answer from v2's
     # across an alias move without reading the body (or before a stream's first chunk).
     headers = {VERSION_HEADER: r.fingerprint}
+
+    def leave() -> None:
+        adm.leave(ticket, r.prompt_tokens + r.completion_tokens)
+
     if not r.req.stream:
-        return JSONResponse(await full_reply(r), headers=headers)
-    return StreamingResponse(sse_events(r), media_type="text/event-stream", headers=headers)
+        try:
+            return JSONResponse(await full_reply(r), headers=headers)
+        finally:
+            leave()
+    # Released when the stream ends or its client goes (the generator is closed), and
+    # by the background task should the body never start; leaving twice is a no-op.
+    return StreamingResponse(
+        _released(sse_events(r), leave),
+        media_type="text/event-stream",
+        headers=headers,
+        background=BackgroundTask(leave),
+    )
+
+
+async def _released(events, leave):
+    try:
+        async for event in events:
+            yield event
+    finally:
+        leave()

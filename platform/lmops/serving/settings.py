@@ -26,7 +26,20 @@ class ServeSettings(BaseModel):
     max_tokens_limit: int = Field(512, ge=1, description="Largest max_tokens a request may ask.")
     default_max_tokens: int = Field(16, ge=1, description="max_tokens when a request omits it.")
     max_request_bytes: int = Field(1_000_000, ge=1024)
-    watch_interval_s: float = Field(5.0, gt=0, description="How often the alias is checked.")
+    # Admission control (lmops.serving.admission); the defaults keep a 2-core server fair.
+    request_token_budget: int = Field(
+        4096, ge=1, description="Most tokens one request may generate: prompts x n x max_tokens."
+    )
+    max_queued_requests: int = Field(
+        64, ge=1, description="Requests admitted and not finished, across keys; then 503."
+    )
+    key_max_concurrent: int = Field(16, ge=1, description="Requests in flight per key; then 429.")
+    key_tokens_per_minute: int = Field(
+        120_000, ge=1, description="Prompt plus generated tokens per key and minute; then 429."
+    )
+    watch_interval_s: float = Field(
+        5.0, gt=0, description="How often the alias and the key file are checked."
+    )
     allow_unsigned: bool = Field(
         False,
         description="Development only: serve a model folder, or a version whose signed "

@@ -14,6 +14,8 @@ from lmops.serving.output_filter import BatchedFilter, OutputFilter
 from lmops.serving.settings import ServeSettings
 
 if TYPE_CHECKING:
+    from lmops.serving.admission import Admission
+    from lmops.serving.key_watch import KeyWatcher
     from lmops.serving.keys import ApiKeys
     from lmops.serving.metering import UsageMeter
     from lmops.serving.model_source import ModelHolder, Verifier
@@ -33,6 +35,15 @@ class ServingState:
     keys: ApiKeys | None = None
     meter: UsageMeter | None = None
     verifier: Verifier | None = None  # checks what the holder loads
+    admission: Admission | None = None  # made from settings by build_app
+    key_watcher: KeyWatcher | None = None  # while keys come from a file
+
+    def key_limits(self, name: str):
+        """``name``'s own admission limits from the key file, or None."""
+        return self.keys.limits.get(name) if self.keys is not None else None
+
+    def _swap_keys(self, keys: ApiKeys) -> None:
+        self.keys = keys  # one assignment: a request sees the old set or the new one
 
     async def open(self) -> None:
         """Make what the caller did not pass; the app's lifespan runs it at start-up."""
@@ -49,6 +60,12 @@ class ServingState:
                     "no API keys are configured: create one with `lmops keys add NAME` or set "
                     "LMOPS_API_KEYS; `--no-auth` serves without keys on a private machine"
                 )
+        if self.keys is not None and self.keys.source is not None:
+            from lmops.serving.key_watch import KeyWatcher
+
+            self.key_watcher = KeyWatcher(
+                self.keys, settings.watch_interval_s, self._swap_keys, self.metrics
+            )
         if self.meter is None:
             from lmops.serving.metering import UsageMeter
 
@@ -61,4 +78,6 @@ class ServingState:
             )
 
     def close(self) -> None:
+        if self.key_watcher is not None:
+            self.key_watcher.close()
         self.holder.close()

@@ -64,7 +64,11 @@ class VllmEngine:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return ids or [self.tokenizer.eos_token_id]
 
-    async def stream(self, prompt_ids: list[int], p: SamplingParams) -> AsyncIterator[Delta | Done]:
+    async def stream(
+        self, prompt_ids: list[int], p: SamplingParams, incremental: bool = True, owner: str = ""
+    ) -> AsyncIterator[Delta | Done]:
+        """vLLM's own scheduler orders requests (``owner`` is not used: fairness across
+        keys there comes from admission control alone); deltas are always incremental."""
         from vllm import SamplingParams as VParams
 
         if p.beam_width > 1:
