@@ -2,9 +2,11 @@
 
 Both paths ingest the sample corpus plus planted exact copies, near copies (a cluster of
 three), a repeated id, and then a second input deduplicated against the first version.
-The Ray run resolves near copies through the distributed connected components (the
-one-task shortcut switched off), so that the cluster algorithm itself is what agrees, and
-its first annotate worker is killed mid-stage: Ray retries the task, with the same result.
+The planted file is read in 4 kB ranges by as many tasks, its malformed lines
+quarantined with the whole file's line numbers. The Ray run resolves near copies
+through the distributed connected components (the one-task shortcut switched off), so
+that the cluster algorithm itself is what agrees, and its first annotate worker is
+killed mid-stage: Ray retries the task, with the same result.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ def _inputs(tmp_path):
         dict(base[1], id=base[2]["id"]),  # a repeated id
     ]
     first = [str(p) for p in write_sample_corpus(tmp_path / "sample")]
-    first.append(write_jsonl(tmp_path / "planted.jsonl", base + planted))
+    planted_file = write_jsonl(tmp_path / "planted.jsonl", base + planted)
+    with open(planted_file, "a", encoding="utf-8") as f:  # bad lines, quarantined by number
+        f.write("{not json\n[1, 2]\n\n" + json.dumps(good_doc(90)) + "\n")
+    first.append(planted_file)
     later = [good_doc(i) for i in range(200, 230)]
     later.append(dict(base[0], id="again", text=base[0]["text"] + " Once more."))
     return first, [write_jsonl(tmp_path / "later.jsonl", later)]
@@ -56,12 +61,14 @@ def _outcome(rep) -> dict:
 
 
 def test_ray_path_makes_the_local_decisions(tmp_path, local_ray):
-    from lmops.data import ray_decide
+    from lmops.data import file_shards, ray_decide
 
     first, later = _inputs(tmp_path)
     local = [_outcome(ingest(src, CFG, tmp_path / "local")) for src in (first, later)]
     local_ray.setenv("RAY_ADDRESS", "local")
     local_ray.setattr(ray_decide, "ONE_TASK_EDGES", 0)
+    # planted.jsonl is read as 4 kB ranges by as many tasks (file_shards).
+    local_ray.setattr(file_shards, "SHARD_BYTES", 4096)
     # The first worker that annotates dies mid-stage: Ray retries its task.
     local_ray.setenv("LMOPS_FAULT_ANNOTATE", str(tmp_path / "killed"))
     a = _outcome(ingest(first, CFG, tmp_path / "ray"))
@@ -72,6 +79,8 @@ def test_ray_path_makes_the_local_decisions(tmp_path, local_ray):
     b = _outcome(ingest(later, CFG, tmp_path / "ray"))
     reasons = {q[2] for q in a["quarantine"]}
     assert "dedup:exact" in reasons and "schema:duplicate_id:good-2" in reasons
+    assert any(r.startswith("parse:malformed_json") for r in reasons)
+    assert any(r.startswith("parse:not_an_object") for r in reasons)
     assert sum(r.startswith("dedup:near:") for r in reasons) >= 2
     assert any(q[2].startswith("dedup:near:") for q in b["quarantine"])  # against version 1
     assert a == local[0]

@@ -3,14 +3,16 @@
 Same inputs, outputs and decisions as :mod:`lmops.data.stage_read` and
 :mod:`lmops.data.stage_annotate`, but the work runs on the cluster's workers:
 
-* ``read``: one task per source file (local path or fsspec URL) parses and
+* ``read``: one task per source file (local path or fsspec URL), or per 64 MB range of
+  a large uncompressed JSONL file (:mod:`lmops.data.file_shards`), parses and
   schema-checks its records; duplicate ids are found by a hash-partitioned group-by
   on the id. Workers write the candidates and the quarantine rows to the staging
   folder with ``write_parquet``.
 * ``annotate``: ``map_batches`` of the same ``annotate_table`` the local pool runs.
 
 Only per-block counts reach the driver. Every row carries its ``node``
-(``file_index << 32 | record_index``): the order the local path reads in, which the
+(``file_index << 32 | record_index``, the record index of a JSONL row being its line
+number): the order the local path reads in, which the
 dedup tie-break uses (:mod:`lmops.data.cluster_dedup`).
 """
 
@@ -109,18 +111,50 @@ def write(ds, staged: StagedVersion, stem: str, schema: pa.Schema) -> None:
 
 
 def read_files(batch: pa.Table, text_mode: str, code_blocks: str) -> pa.Table:
-    """A read task: every item of the files in ``batch`` as a row of :data:`READ_SCHEMA`.
+    """A read task: every item of the files (or byte ranges) in ``batch`` as a row of
+    :data:`READ_SCHEMA`.
 
     A file that cannot be read becomes a row quarantined with the reason, naming the
-    file (``read_file_items``), as on the local path.
+    file (``read_file_items``), as on the local path. A JSONL row's record index is its
+    line number, the same whether a task reads the whole file or one range of it
+    (``file_shards``), and in the order the local path reads.
     """
+    from lmops.data.file_shards import read_range
+    from lmops.data.readers import JSONL_SUFFIXES, _split_suffix
     from lmops.data.sources import read_file_items
 
     rows = []
     for f in batch.to_pylist():
-        items = read_file_items(f["path"], text_mode, code_blocks)
-        rows.extend(_row(f["index"], seq, item) for seq, item in enumerate(items))
+        if f["end"] is None:
+            items = read_file_items(f["path"], text_mode, code_blocks)
+        else:
+            items = read_range(f["path"], f["start"], f["end"], f["newlines_before"])
+        by_line = _split_suffix(f["path"])[0] in JSONL_SUFFIXES
+        rows.extend(
+            _row(f["index"], item.line if by_line else seq, item) for seq, item in enumerate(items)
+        )
     return pa.Table.from_pylist(rows, schema=READ_SCHEMA)
+
+
+def _file_items(files: list[str]) -> list[dict]:
+    """Read items: whole files, and line-aligned ranges of large JSONL files, each range
+    told the newlines before it (counted by one task per range; see ``file_shards``)."""
+    import ray
+
+    from lmops.data import file_shards
+
+    items = file_shards.plan(files)
+    ranged = [it for it in items if it["end"] is not None]
+    if ranged:
+        count = ray.remote(num_cpus=1)(file_shards.count_newlines)
+        counts = ray.get([count.remote(it["path"], it["start"], it["end"]) for it in ranged])
+        before: dict[int, int] = {}
+        for it, n in zip(ranged, counts, strict=True):  # ranges in file order, from byte 0
+            it["newlines_before"] = before.get(it["index"], 0)
+            before[it["index"]] = it["newlines_before"] + n
+    for it in items:
+        it.setdefault("newlines_before", 0)
+    return items
 
 
 def _row(index: int, seq: int, item) -> dict:
@@ -221,8 +255,8 @@ def ray_read(
 ) -> ReadResult:
     """``stage_read`` on the cluster: ``candidates-*`` and ``quarantine-1-read-*``."""
     rd = start()
-    items = [{"index": i, "path": f} for i, f in enumerate(src.files)]
     parts = partitions_for(src.total_bytes)
+    items = _file_items(src.files)
     ds = (
         rd.from_items(items, override_num_blocks=max(1, min(len(items), 4 * parts)))
         .map_batches(

@@ -142,7 +142,12 @@ def _lines(path: str) -> Iterator[_Line]:
 
 
 def read_jsonl(path: str) -> Iterator[RawItem]:
-    for lineno, text, raw, err in _lines(path):
+    return jsonl_items(path, _lines(path))
+
+
+def jsonl_items(path: str, lines: Iterator[_Line]) -> Iterator[RawItem]:
+    """The items of JSONL ``lines`` (a whole file's, or a byte range's: ``file_shards``)."""
+    for lineno, text, raw, err in lines:
         if err:
             yield RawItem(path, lineno, None, _preview(raw), err)
             continue
