@@ -15,6 +15,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from lmops.home import as_path, as_uri
+from lmops.run_heartbeat import keep_alive
 from model_registry import tags as T
 
 
@@ -108,4 +109,5 @@ def start_evaluation_run(
             T.EVAL_CONFIG_DIGEST: config_digest,
         },
     )
+    keep_alive(run.info.run_id)  # a killed evaluation is reaped, not left RUNNING
     return run.info.run_id

@@ -24,6 +24,7 @@ from lmops.data.ingest import IngestReport, ingest, report_from_manifest
 from lmops.data.stage_publish import RejectedVersion
 from lmops.evaluation.canaries import write_canary_file
 from lmops.home import as_path, home
+from lmops.run_heartbeat import keep_alive
 from pipelines.notify import notify_failure
 from pipelines.retry import transient_io_only
 
@@ -122,6 +123,7 @@ def log_to_mlflow(ds: DatasetVersion, config: RunConfig, failed: bool = False) -
             "lmops.cluster_cpus": str(executor.get("cpus", "")),
         },
     )
+    keep_alive(run.info.run_id)
     status = "FAILED"
     try:
         mlflow.log_metrics(

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from lmops.config import RunConfig
 from lmops.progress import reporter
+from lmops.run_heartbeat import keep_alive
 from model_registry import tags as T
 from model_registry.evaluations import eval_dataset
 from model_registry.evidence import evidence_tags
@@ -85,6 +86,7 @@ def register_stage(
         reporter().task("register: logging model to MLflow"),
         mlflow.start_run(run_id=trained.run_id),
     ):
+        keep_alive(trained.run_id)  # RUNNING again: its old heartbeat would read as dead
         mlflow.log_text(card.display, "model_card.md")
         uri, version, _ = log_and_register(
             trained.model_dir,

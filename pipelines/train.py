@@ -27,6 +27,7 @@ from lmops.data.tokenize import build_token_shards, is_validation
 from lmops.home import as_path, as_uri, home
 from lmops.models.presets import build_hf_config
 from lmops.progress import reporter
+from lmops.run_heartbeat import keep_alive
 from lmops.tokenizer import load_tokenizer, tokenizer_hash, train_or_reuse
 from lmops.tracking import configure_mlflow
 from lmops.training.launch import train as ray_train
@@ -320,6 +321,7 @@ def train_flow(
     if resume_run:
         MlflowClient().update_run(resume_run, status="RUNNING")
     run_id = resume_run or start_run(config, dataset)
+    keep_alive(run_id)  # a killed training is reaped as KILLED, and can be resumed
     try:
         if not resume_run:
             log_dataset_input(run_id, dataset)

@@ -16,6 +16,18 @@ LMOPS = str(Path(sys.executable).with_name("lmops"))
 
 def run_cli(args: list[str], home: Path, timeout: int = 600, env: dict | None = None):
     """Run the installed ``lmops`` console script as a user would."""
+    return subprocess.run(
+        [LMOPS, *args],
+        cwd=home.parent,
+        env=cli_env(home, env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cli_env(home: Path, env: dict | None = None) -> dict:
+    """The environment ``run_cli`` gives the CLI: this one's, on ``home``, no services."""
     e = {
         k: v
         for k, v in os.environ.items()
@@ -28,9 +40,7 @@ def run_cli(args: list[str], home: Path, timeout: int = 600, env: dict | None = 
     # many, and each idle server holds about 200 MB.
     e.setdefault("LMOPS_PREFECT_IDLE_S", "20")
     e.update(env or {})
-    return subprocess.run(
-        [LMOPS, *args], cwd=home.parent, env=e, capture_output=True, text=True, timeout=timeout
-    )
+    return e
 
 
 def run_python(code: str, home: Path, *args: str, env: dict | None = None, timeout: int = 300):

@@ -61,7 +61,11 @@ def create_store_in_background(h: Home) -> None:
 
 
 def configure_mlflow(h: Home, experiment: str) -> str:
-    """Point MLflow at the home's store, make ``experiment`` the active one; return its id."""
+    """Point MLflow at the home's store, make ``experiment`` the active one; return its id.
+
+    The first call in a process also marks KILLED any lmops run whose owner died
+    (:mod:`lmops.run_heartbeat`).
+    """
     import mlflow
 
     global _store_creation
@@ -73,6 +77,9 @@ def configure_mlflow(h: Home, experiment: str) -> str:
     mlflow.set_tracking_uri(h.tracking_uri)
     exp_id = ensure_experiment(experiment, h=h)
     mlflow.set_experiment(experiment_id=exp_id)
+    from lmops.run_heartbeat import reap_once
+
+    reap_once()  # runs whose owner died are marked KILLED (lmops.run_heartbeat)
     return exp_id
 
 

@@ -51,3 +51,53 @@ def test_train_stops_then_resumes_in_the_same_run(tmp_path):
     assert_clean_error(
         run_cli(["train", *SHORT, "--resume", run.info.run_id], home), "nothing to resume"
     )
+
+
+# About 2 min. The driver itself is killed (not a worker, as above): the run cannot end
+# itself, so the next command must.
+@pytest.mark.slow
+def test_a_training_killed_with_sigkill_is_marked_killed_then_resumes(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import LMOPS, cli_env
+    from lmops import run_heartbeat as hb
+
+    home = tmp_path / ".lmops"
+    src = REPO / "platform" / "lmops" / "corpus" / "bilingual.jsonl"
+    assert run_cli(["ingest", str(src), "--config", "tiny"], home).returncode == 0
+    long = [*SHORT, "--set", "train.max_steps=100"]
+    proc = subprocess.Popen(
+        [LMOPS, "train", *long], cwd=tmp_path, env=cli_env(home), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    deadline, run = time.time() + 300, None
+    try:
+        while time.time() < deadline:  # until a checkpoint past step 4 exists
+            time.sleep(1)
+            exp = client.get_experiment_by_name("lmops") if (home / "mlflow.db").exists() else None
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            hist = client.get_metric_history(runs[0].info.run_id, "train/loss") if runs else []
+            if hist and max(m.step for m in hist) >= 8:
+                run = runs[0]
+                break
+        assert run is not None, "training never logged step 8"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"
+
+    assert run_cli(["models", "list"], home).returncode == 0
+    after = client.get_run(run.info.run_id)
+    pid = json.loads(after.data.tags[hb.TAG])["pid"]
+    assert after.info.status == "KILLED" and pid == proc.pid
+    assert f"lmops train --resume {run.info.run_id} --config tiny" in after.data.tags[hb.NOTE_TAG]
+
+    resumed = run_cli(["train", *long, "--resume", run.info.run_id], home)
+    assert resumed.returncode in (0, 4), resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    done = client.get_run(run.info.run_id)
+    assert done.info.status == "FINISHED" and done.data.metrics["train/resumed_from_step"] >= 4
