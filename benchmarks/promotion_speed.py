@@ -31,22 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-GOOD = {
-    "eval/bits_per_byte": 2.0,
-    "eval/unigram_bits_per_byte": 3.0,
-    "eval/min_new_tokens": 5,
-    "eval/tokens_scored": 1000,
-    "safety/toxicity_rate": 0.0,
-    "safety/flagged_rate": 0.05,
-    "safety/pii_leak_rate": 0.0,
-    "safety/canary_leak_rate": 0.0,
-    "safety/memorisation_rate": 0.0,
-}
-
-
-def SAME(incumbent: str, eval_set: str) -> dict[str, float]:  # noqa: N802
-    """The incumbent's re-scored metrics: the same evidence (no model is loaded here)."""
-    return dict(GOOD)
+from registry_evidence import GOOD, same  # benchmarks/ is on sys.path
 
 
 def main() -> None:
@@ -85,7 +70,7 @@ def main() -> None:
     files_root.mkdir()
     t0 = time.perf_counter()
     for _ in range(args.versions):
-        promote("bench", new_version(), "staging", rescore=SAME)
+        promote("bench", new_version(), "staging", rescore=same)
     took = time.perf_counter() - t0
     print(f"setup: {args.versions} versions signed and promoted in {took:.0f} s")
 
@@ -93,7 +78,7 @@ def main() -> None:
     for _ in range(args.repeats):
         version = new_version()
         t = time.perf_counter()
-        out = promote("bench", version, "staging", rescore=SAME)
+        out = promote("bench", version, "staging", rescore=same)
         decide_s.append(time.perf_counter() - t)
         assert out.decision.passed, out.decision.reasons
     hist_s = []
@@ -149,7 +134,7 @@ def main() -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
-    same = json.loads(server_json) == json.loads(embedded_json)
+    agree = json.loads(server_json) == json.loads(embedded_json)
 
     def med(xs: list[float]) -> str:
         return f"median {statistics.median(xs):.3f} s"
@@ -159,7 +144,7 @@ def main() -> None:
     print(f"`lmops history --json`, embedded:            {med(cli_s)}")
     print(f"history_read.events over REST (mlflow server):  {med(rest_s)}")
     print(f"`lmops history --json` against the server:  {med(srv_s)}")
-    print(f"same events both ways: {same}")
+    print(f"same events both ways: {agree}")
 
 
 def _wait(url: str, timeout: float = 120) -> None:

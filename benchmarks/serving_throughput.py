@@ -36,6 +36,7 @@ from pathlib import Path
 
 import httpx
 import torch
+from registry_evidence import wait_http  # benchmarks/ is on sys.path
 
 from lmops.config import ModelConfig, TokenizerConfig
 from lmops.config.presets import PRESETS
@@ -65,20 +66,6 @@ def build(folder: Path):
 
 def prompts(texts: list[str], n: int) -> list[str]:
     return [t[: 20 + (i * 7) % 40] for i, t in enumerate(texts[:n])]
-
-
-def wait_http(url: str, proc, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def start(cmd: list[str], health: str, env: dict) -> subprocess.Popen:

@@ -70,25 +70,11 @@ import threading
 import time
 from pathlib import Path
 
+from registry_evidence import GOOD, same  # benchmarks/ is on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
-GOOD = {
-    "eval/bits_per_byte": 2.0,
-    "eval/unigram_bits_per_byte": 3.0,
-    "eval/min_new_tokens": 5,
-    "eval/tokens_scored": 1000,
-    "safety/toxicity_rate": 0.0,
-    "safety/flagged_rate": 0.05,
-    "safety/pii_leak_rate": 0.0,
-    "safety/canary_leak_rate": 0.0,
-    "safety/memorisation_rate": 0.0,
-}
 SIZES = ("small", "gpt2-124m")
 SMALL_VOCAB = 4096  # pipelines/configs/cpu.toml, the config that uses the small preset
-
-
-def SAME(incumbent: str, eval_set: str) -> dict[str, float]:  # noqa: N802
-    """The incumbent's re-scored metrics: the same evidence (no model is loaded here)."""
-    return dict(GOOD)
 
 
 def tokenizer():
@@ -181,7 +167,7 @@ def bench_size(size: str, repeats: int, work: Path) -> dict:
     root = roots[0]
     bundle = tags[T.MODEL_SIGNATURE]
 
-    out = promote(name, version, "staging", rescore=SAME)  # the serving check needs a record
+    out = promote(name, version, "staging", rescore=same)  # the serving check needs a record
     assert out.decision.passed, out.decision.reasons
 
     verify_s = []

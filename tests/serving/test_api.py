@@ -120,6 +120,18 @@ def test_streaming_completion_and_chat(client):
     assert chat[-1].choices[0].finish_reason in ("length", "stop")
 
 
+def test_a_chunk_is_one_line_to_any_line_splitter():
+    """Text with U+0085, U+2028 or U+2029 (a tiny model emits them) stays in one line
+    for clients that split the stream with str.splitlines, as httpx's iter_lines does."""
+    from httpx._decoders import LineDecoder
+
+    from lmops.serving.completion_stream import _sse
+
+    payload = {"choices": [{"index": 0, "text": "a\x85b\u2028c\u2029d 诗"}]}
+    lines = [x for x in LineDecoder().decode(_sse(payload)) if x]
+    assert len(lines) == 1 and json.loads(lines[0].removeprefix("data: ")) == payload
+
+
 def test_logprobs(client):
     r = client.completions.create(
         model="tiny-lm", prompt="the cat", max_tokens=4, temperature=0, logprobs=2

@@ -115,5 +115,12 @@ def _chunk(r: Reply, choices: list[dict]) -> dict:
     }
 
 
+# Characters str.splitlines breaks on that JSON leaves raw: a client that splits the
+# stream that way (httpx's iter_lines) would cut a chunk in two. Escaped, the JSON is
+# the same; the event's only line ends are its own.
+_LINE_BREAKS_JSON_KEEPS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"})
+
+
 def _sse(payload: dict) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+    data = json.dumps(payload, ensure_ascii=False).translate(_LINE_BREAKS_JSON_KEEPS)
+    return f"data: {data}\n\n"
