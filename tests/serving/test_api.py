@@ -197,6 +197,18 @@ BAD = [
         "greater_than_equal",
     ),
     ("unknown model", {"model": "gpt-4", "prompt": "x"}, KEY, 404, "model_not_found"),
+    *[
+        (f"{field} {value}", {"model": "tiny-lm", "prompt": "x", field: value}, KEY, 400, code)
+        for field, value, code in [
+            ("max_tokens", 10**12, "max_tokens_over_limit"),
+            ("n", -3, "greater_than_equal"),
+            ("n", 10**6, "less_than_equal"),
+            ("best_of", -2, "value_error"),
+            ("best_of", 10**6, "value_error"),
+            ("top_k", -7, "greater_than_equal"),
+            ("top_k", 10**12, "less_than_equal"),
+        ]
+    ],
     (
         "prompt over the context",
         {"model": "tiny-lm", "prompt": "cat " * 80, "max_tokens": 8},
