@@ -50,7 +50,7 @@ def test_imports_point_one_way():
 LAYERS = [
     {"lmops", "lmops.errors", "lmops.home", "lmops.progress", "lmops.text", "lmops.tracking",
      "lmops.ray_runtime", "lmops.side_process", "lmops.prefect_api", "lmops.prefect_api_server",
-     "lmops.corpus"},  # utilities
+     "lmops.corpus", "lmops.run_heartbeat"},  # utilities
     {"lmops.config"},
     {"lmops.tokenizer", "lmops.models"},
     {"lmops.data"},

@@ -3,12 +3,12 @@
 A process killed with ``kill -9`` (or a lost node) never ends its MLflow run, and a
 reviewer in the MLflow UI would see it RUNNING forever. So each run lmops starts
 (ingest, training, evaluation) carries ``lmops.heartbeat``, ``{"host", "pid", "time"}``,
-rewritten every :data:`~lmops.data.lease.HEARTBEAT_S` by one daemon thread for all the
+rewritten every :data:`HEARTBEAT_S` by one daemon thread for all the
 process's runs, as dataset staging folders keep their lease. A run leaves the heartbeat
 when it is no longer RUNNING.
 
 :func:`reap_stale_runs` marks KILLED every RUNNING run whose owner is gone: its
-heartbeat is older than :data:`~lmops.data.lease.LEASE_TTL_S` (any host), or its
+heartbeat is older than :data:`LEASE_TTL_S` (any host), or its
 process no longer exists on this host. The run's end time is its last heartbeat, and
 its description (``mlflow.note.content``, shown in the MLflow UI) says when and why, and,
 for a training run, the command that resumes it. Every process that points MLflow at a
@@ -30,7 +30,12 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from lmops.data.lease import HEARTBEAT_S, LEASE_TTL_S
+# Operational timings, shared with dataset staging leases (lmops.data.lease imports
+# them: this module is a utility, below the data layer). The TTL is 20 heartbeats: it
+# survives missed beats (a loaded host, an NFS hiccup) and clock skew between hosts of
+# a few minutes, and a killed run is marked ten minutes after it died.
+HEARTBEAT_S = 30.0
+LEASE_TTL_S = 600.0
 
 log = logging.getLogger(__name__)
 

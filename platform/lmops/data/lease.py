@@ -16,11 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-# Operational timings, not data-standard figures. The TTL is 20 heartbeats: a lease
-# survives missed beats (a loaded host, an NFS hiccup) and clock skew between hosts of
-# a few minutes, and a killed run's folder is swept ten minutes after it died.
-HEARTBEAT_S = 30.0
-LEASE_TTL_S = 600.0
+from lmops.run_heartbeat import HEARTBEAT_S, LEASE_TTL_S  # one pair of timings for both
+
 LEASE_FILE = "lease.json"
 
 
