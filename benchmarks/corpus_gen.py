@@ -81,6 +81,46 @@ def generate(
     return paths
 
 
+def generate_short(
+    out: Path, documents: int, zh_share: float = 0.3, seed: int = 0, shards: int = 8
+) -> list[Path]:
+    """Write ``documents`` short documents (two English or three Chinese sentences, about
+    340 bytes a JSONL line) as ``shards`` files: 5% exact copies and 5% near copies (one
+    word appended) of recent ones. Per-document costs dominate here, as in a crawl of
+    short pages."""
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    en, zh = _sentence_pools()
+    recent: list[dict] = []
+    paths = [out / f"short-{s:04d}.jsonl" for s in range(shards)]
+    handles = [p.open("w", encoding="utf-8") for p in paths]
+    for n in range(documents):
+        roll = rng.random()
+        if recent and roll < 0.05:
+            doc = dict(rng.choice(recent), id=f"s-{n}")
+        elif recent and roll < 0.10:
+            base = rng.choice(recent)
+            extra = "又" if base["lang"] == "zh" else " again"
+            doc = dict(base, id=f"s-{n}", text=base["text"] + extra)
+        else:
+            is_zh = rng.random() < zh_share
+            # Two English or three Chinese sentences: enough combinations that chance
+            # copies stay rare at a million documents (the pools hold ~10k and ~1k).
+            text = "".join(rng.sample(zh, 3)) if is_zh else " ".join(rng.sample(en, 2))
+            doc = {
+                "id": f"s-{n}",
+                "text": text,
+                "lang": "zh" if is_zh else "en",
+                "source": "bench-short",
+                "license": "mixed",
+            }
+            recent = (recent + [doc])[-500:]
+        handles[n * shards // documents].write(json.dumps(doc, ensure_ascii=False) + "\n")
+    for fh in handles:
+        fh.close()
+    return paths
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mb", type=int, default=500)

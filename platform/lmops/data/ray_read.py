@@ -302,13 +302,17 @@ def annotate_batch(batch: pa.Table, std: Standard) -> pa.Table:
 
 def _fault_once() -> None:
     """Fault injection for tests: ``LMOPS_FAULT_ANNOTATE=<file>`` kills the first worker
-    that annotates (the file marks it done), as a node lost mid-stage would."""
+    that annotates, as a node lost mid-stage would; the file marks it done and holds the
+    Ray node id the worker ran on."""
     marker = os.environ.get("LMOPS_FAULT_ANNOTATE")
     if marker:
+        import ray
+
         try:
             fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             return
+        os.write(fd, ray.get_runtime_context().get_node_id().encode())
         os.close(fd)
         os._exit(1)
 
