@@ -24,7 +24,8 @@ file_shards.SHARD_BYTES = 4096  # the planted file is read as many ranges, by ma
 tmp = Path(sys.argv[2])
 first, _ = _inputs(tmp)
 rep = ingest(first, CFG, tmp / sys.argv[3])
-print(json.dumps(_outcome(rep) | {"executor": rep.executor}))
+# Ray prints its own warnings to stdout (raylet lines, even at exit): tag the result.
+print("RESULT", json.dumps(_outcome(rep) | {"executor": rep.executor}), flush=True)
 """
 
 
@@ -39,7 +40,8 @@ def _ingest(tmp_path, root: str, env: dict) -> dict:
         timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    return json.loads(line.removeprefix("RESULT "))
 
 
 def test_a_worker_killed_on_the_cluster_changes_no_decision(tmp_path):
