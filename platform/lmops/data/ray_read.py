@@ -40,12 +40,16 @@ PARTITION_BYTES = 64 << 20
 SORT_SHUFFLE = "sort_shuffle_pull_based"
 
 
-def partitions_for(total_bytes: int) -> int:
-    """Partitions of a shuffle: at least two per CPU of the cluster, at most 64 MB each."""
+def cluster_cpus() -> int:
+    """CPUs of the cluster this process has joined."""
     import ray
 
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    return max(2 * cpus, -(-total_bytes // PARTITION_BYTES))
+    return int(ray.cluster_resources().get("CPU", 1))
+
+
+def partitions_for(total_bytes: int) -> int:
+    """Partitions of a shuffle: at least two per CPU of the cluster, at most 64 MB each."""
+    return max(2 * cluster_cpus(), -(-total_bytes // PARTITION_BYTES))
 
 
 def start(preserve_order: bool = False):
@@ -321,8 +325,6 @@ def ray_annotate(
     staged: StagedVersion, std: Standard, cfg: DataConfig, n_candidates: int, progress=None
 ) -> int:
     """``stage_annotate`` on the cluster: ``annotated-*`` from ``candidates-*``."""
-    import ray
-
     from lmops.data.signals import ANNOTATED_SCHEMA
 
     rd = start()
@@ -331,8 +333,8 @@ def ray_annotate(
     # 100 MB of candidates was one block, annotated by one task on one CPU (44 s of a
     # 50 MB ingest's 49 s annotate on 2 CPUs). Streaming repartition cuts blocks to about
     # four per CPU, between one batch and ten batches of rows, so every CPU annotates.
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    rows = min(max(-(-n_candidates // (4 * cpus)), cfg.batch_rows), 10 * cfg.batch_rows)
+    per_cpu = -(-n_candidates // (4 * cluster_cpus()))
+    rows = min(max(per_cpu, cfg.batch_rows), 10 * cfg.batch_rows)
     ds = (
         rd.read_parquet(files)
         .repartition(target_num_rows_per_block=rows)
